@@ -1,0 +1,136 @@
+"""The typed values the command layer speaks: invocations in, replies and progress out.
+
+No platform or rendering code lives here; adapters turn these into Slack blocks,
+Discord embeds or terminal text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Platform(StrEnum):
+    SLACK = "slack"
+    DISCORD = "discord"
+    CONSOLE = "console"
+
+
+class User(BaseModel):
+    """Who is asking: a platform user and the platform groups/roles they belong to."""
+
+    model_config = ConfigDict(frozen=True)
+
+    platform: Platform
+    id: str
+    display_name: str | None = None
+    groups: tuple[str, ...] = ()  # Slack user group ids, Discord guild role ids
+
+    @property
+    def key(self) -> str:
+        """`PLATFORM:ID`, the form users are written in config and the audit log."""
+        return f"{self.platform}:{self.id}"
+
+    @classmethod
+    def parse(cls, key: str, groups: tuple[str, ...] = ()) -> User:
+        """`slack:U024BE7LH` -> User; raises ValueError for anything else."""
+        platform, sep, user_id = key.partition(":")
+        if not sep or not user_id or platform not in {p.value for p in Platform}:
+            raise ValueError(f"users are written PLATFORM:ID (slack, discord, console): {key!r}")
+        return cls(platform=Platform(platform), id=user_id, groups=groups)
+
+
+class Invocation(BaseModel):
+    """One command as typed by one user in one channel."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user: User
+    channel: str
+    text: str
+    delivery_id: str | None = None  # the platform's id for this delivery, for de-duplication
+    received_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def platform(self) -> Platform:
+        return self.user.platform
+
+
+class Tone(StrEnum):
+    """How a reply should look: adapters pick colours or emoji from it."""
+
+    INFO = "info"
+    SUCCESS = "success"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class ReplyField(BaseModel):
+    name: str
+    value: str
+
+
+class Attachment(BaseModel):
+    """Output too long for a chat message, posted as a file."""
+
+    filename: str
+    content: str
+
+
+class Reply(BaseModel):
+    """What the user sees in answer to a command."""
+
+    title: str
+    tone: Tone = Tone.INFO
+    lines: list[str] = Field(default_factory=list)
+    fields: list[ReplyField] = Field(default_factory=list)
+    attachment: Attachment | None = None
+
+    @property
+    def text(self) -> str:
+        """Plain text: title, lines, then `name: value` fields."""
+        parts = [self.title, *self.lines, *(f"{f.name}: {f.value}" for f in self.fields)]
+        return "\n".join(parts)
+
+
+class ProgressUpdate(BaseModel):
+    """A step of a tracked operation, with kubectl's rollout-status meaning for rollouts."""
+
+    operation_id: str
+    message: str
+    desired: int | None = None
+    updated: int | None = None
+    ready: int | None = None
+    available: int | None = None
+    old_pending: int | None = None
+    problems: list[str] = Field(default_factory=list)  # e.g. "nova-7d9-abcde: CrashLoopBackOff"
+
+
+class FinalResult(BaseModel):
+    """How a tracked operation ended."""
+
+    operation_id: str
+    ok: bool
+    message: str
+    duration_seconds: float
+    reason: str | None = None  # ProgressDeadlineExceeded, ImagePullBackOff, timeout ...
+    trigger: str | None = None  # the rollback trigger that fired, if any
+    rolled_back_to: int | None = None  # the revision an automatic rollback went back to
+
+    def reply(self) -> Reply:
+        return Reply(title=self.message, tone=Tone.SUCCESS if self.ok else Tone.ERROR)
+
+
+Progress = ProgressUpdate | FinalResult
+
+
+@dataclass
+class Outcome:
+    """A command's answer: a reply now and, for long operations, progress until a final result."""
+
+    reply: Reply
+    progress: AsyncIterator[Progress] | None = None
