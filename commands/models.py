@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Platform(StrEnum):
@@ -81,19 +81,45 @@ class Attachment(BaseModel):
     content: str
 
 
+class Table(BaseModel):
+    """Rows under column headings; renderers show it monospaced (code block, embed field...)."""
+
+    columns: list[str]
+    rows: list[list[str]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _rows_match_columns(self) -> Table:
+        if any(len(row) != len(self.columns) for row in self.rows):
+            raise ValueError(f"every row needs {len(self.columns)} cells")
+        return self
+
+    def text_lines(self) -> list[str]:
+        """The table as aligned plain-text lines, headings first."""
+        widths = [
+            max(len(cell) for cell in column)
+            for column in zip(self.columns, *self.rows, strict=True)
+        ]
+        return [
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            for row in (self.columns, *self.rows)
+        ]
+
+
 class Reply(BaseModel):
     """What the user sees in answer to a command."""
 
     title: str
     tone: Tone = Tone.INFO
     lines: list[str] = Field(default_factory=list)
+    table: Table | None = None
     fields: list[ReplyField] = Field(default_factory=list)
     attachment: Attachment | None = None
 
     @property
     def text(self) -> str:
-        """Plain text: title, lines, then `name: value` fields."""
-        parts = [self.title, *self.lines, *(f"{f.name}: {f.value}" for f in self.fields)]
+        """Plain text: title, lines, the table, then `name: value` fields."""
+        table = self.table.text_lines() if self.table else []
+        parts = [self.title, *self.lines, *table, *(f"{f.name}: {f.value}" for f in self.fields)]
         return "\n".join(parts)
 
 
