@@ -13,9 +13,10 @@ Contract:
 - `GET /health` -> `{"status": "ok"}`.
 
 Every error is JSON `{"error": "..."}`. State is saved as JSON in the state directory after
-every change. A backup or restore still `running` when the process stopped is marked `failed`
-on the next start: the work it stood for died with the process, so claiming it completed would
-report a backup that does not exist; `failed` is what an operator must see and act on.
+every change. A backup or restore still `running` when the service stops is marked `failed`
+(on a clean stop at once, after a crash on the next start): the work it stood for died with the
+process, so claiming it completed would report a backup that does not exist; `failed` is what
+an operator must see and act on.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 STATE_FILE = "backups.json"
-INTERRUPTED = "interrupted: the backup service restarted before this finished"
+INTERRUPTED = "interrupted: the backup service stopped before this finished"
 
 
 class Status(StrEnum):
@@ -144,13 +145,7 @@ class BackupService:
             state = _State.model_validate_json(raw)
         except ValidationError as exc:
             raise ValueError(f"unreadable backup state {self.state_path}: {exc}") from exc
-        now = self._timestamp()
-        interrupted = False
-        for record in (*state.backups, *state.restores):
-            if record.status is Status.RUNNING:
-                record.status, record.completed_at, record.error = Status.FAILED, now, INTERRUPTED
-                interrupted = True
-        if interrupted:
+        if self._mark_interrupted(state):
             self._save(state)
         return state
 
@@ -264,10 +259,23 @@ class BackupService:
         self._save()
 
     def close(self) -> None:
-        """Cancel pending completions (what is running stays `running` on disk)."""
+        """Stop: pending completions are cancelled and what was running is marked `failed`.
+
+        The same rule as a restart after a crash (see the module docstring), applied at once.
+        """
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        if self._mark_interrupted(self._state):
+            self._save()
+
+    def _mark_interrupted(self, state: _State) -> bool:
+        now, changed = self._timestamp(), False
+        for record in (*state.backups, *state.restores):
+            if record.status is Status.RUNNING:
+                record.status, record.completed_at, record.error = Status.FAILED, now, INTERRUPTED
+                changed = True
+        return changed
 
     # -- HTTP -----------------------------------------------------------------------------
 

@@ -43,6 +43,10 @@ class RegistryNotInstalledError(RuntimeError):
 class RegistryStartError(RuntimeError):
     """The registry process exited or did not answer `GET /v2/` in time."""
 
+    def __init__(self, message: str, *, port_taken: bool = False) -> None:
+        super().__init__(message)
+        self.port_taken = port_taken
+
 
 class RegistryPushError(RuntimeError):
     """The registry refused part of an image push."""
@@ -118,6 +122,7 @@ class RegistryProcess:
         self.stop_timeout = stop_timeout
         self._port: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
 
     @property
     def port(self) -> int:
@@ -151,8 +156,8 @@ class RegistryProcess:
     async def start(self) -> None:
         """Start the process and return once `GET /v2/` answers.
 
-        With no fixed port, a port that another process grabs between probing and binding is
-        retried with a new one.
+        With no fixed port, a port that another process takes between our probe and the
+        registry's bind is retried with a new one.
         """
         if self._proc is not None:
             raise RuntimeError("registry already started")
@@ -163,8 +168,8 @@ class RegistryProcess:
             try:
                 await self._start_once(binary, port)
                 return
-            except RegistryStartError:
-                if attempt == attempts - 1:
+            except RegistryStartError as exc:
+                if not exc.port_taken or attempt == attempts - 1:
                     raise
 
     async def _start_once(self, binary: Path, port: int) -> None:
@@ -173,6 +178,7 @@ class RegistryProcess:
         storage.mkdir(exist_ok=True)
         self.config_path.write_text(render_config(storage, port, secrets.token_hex(16)))
         with self.log_path.open("ab") as log:
+            self._log_offset = log.tell()
             proc = subprocess.Popen(
                 [str(binary), "serve", str(self.config_path)],
                 stdin=subprocess.DEVNULL,
@@ -193,9 +199,11 @@ class RegistryProcess:
             while True:
                 code = self._proc.poll()
                 if code is not None:
+                    output = self._log_tail()
                     raise RegistryStartError(
                         f"docker-registry exited with code {code} during startup; "
-                        f"log {self.log_path}:\n{self._log_tail()}"
+                        f"log {self.log_path}:\n{output}",
+                        port_taken="address already in use" in output,
                     )
                 try:
                     response = await client.get(f"{self.url}/v2/")
@@ -211,8 +219,12 @@ class RegistryProcess:
                 await asyncio.sleep(0.02)
 
     def _log_tail(self, lines: int = 20) -> str:
+        """The last lines this start wrote to the log (earlier runs' lines left out)."""
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            with self.log_path.open("rb") as log:
+                log.seek(self._log_offset)
+                text = log.read().decode(errors="replace")
+            return "\n".join(text.splitlines()[-lines:]) or "(empty)"
         except OSError:
             return "(no log)"
 

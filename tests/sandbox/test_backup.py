@@ -200,7 +200,20 @@ async def test_state_survives_a_restart_and_interrupted_work_is_failed(tmp_path:
     assert after[done] == before[done]
     assert after[done]["name"] == "nightly" and after[done]["status"] == "completed"
     assert after[interrupted]["status"] == "failed"
-    assert "restarted" in after[interrupted]["error"]
+    assert "interrupted" in after[interrupted]["error"]
     assert restore["status"] == "completed"
     assert again.status_code == 202
     assert new_id not in (done, interrupted)
+
+
+async def test_backup_running_at_a_crash_is_failed_on_next_start(tmp_path: Path) -> None:
+    crashed = BackupService(tmp_path, backup_seconds=600.0)
+    running = crashed.create_backup("pre-crash")
+    assert '"status": "running"' in crashed.state_path.read_text()  # what a crash leaves behind
+    try:
+        async with serving(BackupService(tmp_path, **FAST).build_app()) as api:
+            record = (await api.get(f"/api/backups/{running.id}")).json()
+    finally:
+        crashed.close()
+    assert record["status"] == "failed" and record["name"] == "pre-crash"
+    assert record["completed_at"] is not None and "interrupted" in record["error"]

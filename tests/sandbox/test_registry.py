@@ -57,7 +57,7 @@ async def test_port_in_use_is_a_clear_start_error(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         registry = RegistryProcess(tmp_path, port=taken.getsockname()[1])
-        with pytest.raises(RegistryStartError, match="exited"):
+        with pytest.raises(RegistryStartError, match="address already in use"):
             await registry.start()
     assert not registry.running
 
