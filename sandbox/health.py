@@ -18,7 +18,7 @@ import hashlib
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -178,7 +178,7 @@ def build_health_app(board: HealthBoard, *, probe_timeout: float = 2.0) -> web.A
     return app
 
 
-async def _client_session(app: web.Application) -> Any:
+async def _client_session(app: web.Application) -> AsyncIterator[None]:
     # No connection limit: a pool that waits for hung connections would stack timeouts.
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -223,7 +223,9 @@ async def _service_endpoint(request: web.Request) -> web.StreamResponse:
     if state.behaviour is Behaviour.HANG:
         if not await _wait(request, service, None):
             return web.json_response({"error": "service is shutting down"}, status=503)
-        state = board.get(service) or ServiceHealth()
+        state = board.get(service)
+        if state is None:  # removed while it hung
+            return web.json_response({"error": f"unknown service {service!r}"}, status=404)
     if state.behaviour is Behaviour.SLOW:
         delay = board.slow_seconds if state.delay is None else state.delay
         if not await _wait(request, service, delay):
