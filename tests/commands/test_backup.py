@@ -1,0 +1,221 @@
+"""`/backup` against the sandbox's backup service on loopback, and against failing servers."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from commands.backup import BackupClient, run_backup_command
+from commands.config import BackupConfig
+from commands.models import FinalResult, Outcome, Progress, ProgressUpdate, Tone
+from commands.parser import parse_command
+from sandbox.backup import BackupService
+from tests.commands.servers import Serve, fault_app, start_app
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> BackupService:
+    # A backup takes 3 s and a restore 5 s of service time; speed 50 makes them 60 and 100 ms.
+    return BackupService(tmp_path / "backups", speed=50)
+
+
+@pytest.fixture
+async def client(service: BackupService, serve: Serve) -> AsyncIterator[BackupClient]:
+    url = await serve(service.build_app())
+    config = BackupConfig(url=url, timeout_seconds=1, poll_interval_seconds=0.02)
+    async with BackupClient(config) as backup_client:
+        yield backup_client
+
+
+async def run(client: BackupClient, text: str) -> Outcome:
+    return await run_backup_command(parse_command(text), client)  # type: ignore[arg-type]
+
+
+async def drain(outcome: Outcome) -> list[Progress]:
+    assert outcome.progress is not None
+    return [event async for event in outcome.progress]
+
+
+async def test_create_list_restore_lifecycle(client: BackupClient, service: BackupService) -> None:
+    outcome = await run(client, "/backup create nightly")
+    assert re.fullmatch(r"Started backup backup-\d{8}-\d{6} \(nightly\)", outcome.reply.title)
+    events = await drain(outcome)
+    *updates, final = events
+    assert all(isinstance(update, ProgressUpdate) for update in updates)
+    assert isinstance(final, FinalResult)
+    assert final.ok, final.message
+    assert re.fullmatch(r"backup backup-\S+ \(nightly\) completed: \d+\.\d MiB", final.message)
+    (backup,) = service.list_backups()
+    assert backup.status == "completed"
+    assert backup.name == "nightly"
+    assert final.operation_id == backup.id
+
+    listing = (await run(client, "backup list")).reply
+    assert listing.title == "1 backup"
+    assert listing.table is not None
+    assert listing.table.columns == ["ID", "NAME", "STATUS", "SIZE", "AGE"]
+    assert listing.table.rows[0][:3] == [backup.id, "nightly", "completed"]
+    assert backup.id in listing.text
+
+    outcome = await run(client, f"!backup restore {backup.id}")
+    assert outcome.reply.title.startswith(f"Restoring {backup.id} (restore-")
+    final = (await drain(outcome))[-1]
+    assert isinstance(final, FinalResult)
+    assert final.ok
+    assert final.message == f"restore of {backup.id} completed"
+    (restore,) = service.list_restores()
+    assert (restore.backup_id, restore.status) == (backup.id, "completed")
+
+
+async def test_empty_list(client: BackupClient) -> None:
+    reply = (await run(client, "backup list")).reply
+    assert reply.title == "No backups yet"
+    assert reply.table is None
+
+
+async def test_failed_backup_is_a_failed_final_result(
+    client: BackupClient, service: BackupService
+) -> None:
+    service.fail_next_backup("pg_dump exited with status 1")
+    final = (await drain(await run(client, "backup create")))[-1]
+    assert isinstance(final, FinalResult)
+    assert not final.ok
+    assert final.message.endswith("failed: pg_dump exited with status 1")
+    assert final.reason == "failed"
+
+
+async def test_unknown_backup_id_says_so_and_starts_nothing(
+    client: BackupClient, service: BackupService
+) -> None:
+    await drain(await run(client, "backup create"))
+    reply = (await run(client, "backup restore backup-19990101-000000")).reply
+    assert reply.tone == Tone.ERROR
+    assert reply.title == "No backup called backup-19990101-000000"
+    assert reply.lines == [f"newest completed backups: {service.list_backups()[0].id}"]
+    assert service.list_restores() == []
+
+
+async def test_restore_while_another_runs_is_refused(
+    client: BackupClient, service: BackupService
+) -> None:
+    await drain(await run(client, "backup create"))
+    backup_id = service.list_backups()[0].id
+    first = await run(client, f"backup restore {backup_id}")
+    second = (await run(client, f"backup restore {backup_id}")).reply
+    assert second.tone == Tone.ERROR
+    assert second.title == f"Restore of {backup_id} not started"
+    assert "is already running" in second.lines[0]
+    assert first.progress is not None
+    await drain(first)
+    assert len(service.list_restores()) == 1
+
+
+async def test_restoring_a_backup_that_is_still_running_is_refused(
+    client: BackupClient, service: BackupService
+) -> None:
+    created = await run(client, "backup create")
+    backup_id = service.list_backups()[0].id
+    reply = (await run(client, f"backup restore {backup_id}")).reply
+    assert reply.tone == Tone.ERROR
+    assert "only completed backups restore" in reply.lines[0]
+    await drain(created)
+
+
+async def test_operation_timeout_stops_following(tmp_path: Path, serve: Serve) -> None:
+    service = BackupService(tmp_path, backup_seconds=3600)
+    url = await serve(service.build_app())
+    config = BackupConfig(url=url, poll_interval_seconds=0.02, operation_timeout_seconds=0.1)
+    async with BackupClient(config) as client:
+        events = await drain(await run(client, "backup create"))
+    final = events[-1]
+    assert isinstance(final, FinalResult)
+    assert (final.ok, final.reason) == (False, "timeout")
+    assert "holmbot stopped following it" in final.message
+    assert any(isinstance(event, ProgressUpdate) for event in events)
+
+
+async def test_service_down(refused_url: str) -> None:
+    async with BackupClient(BackupConfig(url=refused_url)) as client:
+        for text in ("backup list", "backup create", "backup restore backup-1"):
+            outcome = await run(client, text)
+            assert outcome.reply.tone == Tone.ERROR
+            assert outcome.progress is None
+            assert f"backup service at {refused_url} is unreachable" in outcome.reply.text
+
+
+async def test_service_failing(serve: Serve) -> None:
+    url = await serve(fault_app("500"))
+    async with BackupClient(BackupConfig(url=url)) as client:
+        reply = (await run(client, "backup list")).reply
+    assert reply.title == "Cannot list backups"
+    assert reply.lines == [f"backup service at {url} failed (500): internal error"]
+
+
+async def test_service_hanging_costs_one_timeout(serve: Serve) -> None:
+    url = await serve(fault_app("hang"))
+    async with BackupClient(BackupConfig(url=url, timeout_seconds=0.2)) as client:
+        reply = (await run(client, "backup create")).reply
+    assert reply.lines == [f"backup service at {url} did not answer within 0.2s"]
+
+
+async def test_service_failing_while_following(tmp_path: Path, serve: Serve) -> None:
+    """A 503 while polling is reported as a problem and polling goes on to the real end."""
+    service = BackupService(tmp_path, backup_seconds=1, speed=5)
+    app = service.build_app()
+    down = asyncio.Event()
+
+    @web.middleware
+    async def outage(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if down.is_set() and request.method == "GET":
+            return web.json_response({"error": "maintenance"}, status=503)
+        return await handler(request)
+
+    app.middlewares.insert(0, outage)
+    url = await serve(app)
+    config = BackupConfig(url=url, poll_interval_seconds=0.01)
+    async with BackupClient(config) as client:
+        outcome = await run(client, "backup create")
+        assert outcome.progress is not None
+        first = await anext(outcome.progress)
+        assert isinstance(first, ProgressUpdate)
+        assert first.problems == []
+        down.set()
+        during = await anext(outcome.progress)
+        assert isinstance(during, ProgressUpdate)
+        assert during.problems == [
+            f"backup service at {url} failed (503): maintenance; still trying"
+        ]
+        down.clear()
+        final = [event async for event in outcome.progress][-1]
+    assert isinstance(final, FinalResult)
+    assert final.ok, final.message
+    assert service.list_backups()[0].status == "completed"
+
+
+async def test_backup_service_restarting_mid_backup_fails_it(tmp_path: Path) -> None:
+    """Work that died with the service ends failed, and the user is told why."""
+    runner, url = await start_app(BackupService(tmp_path, backup_seconds=3600).build_app())
+    port = int(url.rsplit(":", 1)[1])
+    config = BackupConfig(url=url, poll_interval_seconds=0.01, timeout_seconds=0.5)
+    async with BackupClient(config) as client:
+        outcome = await run(client, "backup create")
+        assert outcome.progress is not None
+        assert isinstance(await anext(outcome.progress), ProgressUpdate)
+        await runner.cleanup()  # the service stops; its backup dies with it
+        down = await anext(outcome.progress)
+        assert isinstance(down, ProgressUpdate)
+        assert f"backup service at {url} is unreachable" in down.problems[0]
+        runner, _ = await start_app(BackupService(tmp_path).build_app(), port)
+        try:
+            final = [event async for event in outcome.progress][-1]
+        finally:
+            await runner.cleanup()
+    assert isinstance(final, FinalResult)
+    assert not final.ok
+    assert f"backup {final.operation_id} failed: interrupted" in final.message
