@@ -15,7 +15,11 @@ from commands.registry import RegistryClient, RegistryError, RegistryUnavailable
 from sandbox.registry import RegistryProcess, build_image, seed_images
 from tests.commands.servers import Serve, fault_app
 
-IMAGES = {"nova": ["v1", "v1.1", "v2", "v2-broken", "v10", "latest"], "pulse": ["v1.0"], "gateway": ["v2.0.0"]}
+IMAGES = {
+    "nova": ["v1", "v1.1", "v2", "v2-broken", "v10", "latest"],
+    "pulse": ["v1.0"],
+    "gateway": ["v2.0.0"],
+}
 
 
 @pytest.fixture(scope="module")
