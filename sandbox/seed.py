@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from sandbox.health import Behaviour as Endpoint
+
 NAMESPACE = "holm"
 REGISTRY_HOST = "10.110.67.87:5000"
 STORAGE_NODE = "openmediavault"
@@ -23,16 +25,6 @@ class ImageBehaviour(StrEnum):
     CRASH = "crash"  # exits with code 1 a few seconds after start: CrashLoopBackOff
     OOM = "oom"  # memory grows until the limit: OOMKilled (exit 137), restarts
     UNHEALTHY = "unhealthy"  # runs, but its /health answers 503
-
-
-class Endpoint(StrEnum):
-    """How a running service's /health and /ready endpoints answer."""
-
-    OK = "ok"
-    SLOW = "slow"
-    HANG = "hang"
-    FAILING = "failing"
-    NOT_READY = "not_ready"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,582 @@
+"""The sandbox's Kubernetes API server: the REST and watch protocol kubectl and clients speak.
+
+Serves discovery, list/watch/get/create/replace/patch/delete on the resources in
+`sandbox.resources`, the `status` and `scale` subresources, pod logs, Table output for
+`kubectl get`, bearer-token authentication, and Kubernetes-shaped `Status` errors: a bad
+request never gets a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from sandbox import tables
+from sandbox.defaults import apply_defaults, require_object, validate
+from sandbox.patching import PatchError, apply_patch
+from sandbox.resources import ALL_RESOURCES, PODS, ResourceType, find_resource
+from sandbox.selectors import SelectorError, field_selector, label_selector, selector_to_string
+from sandbox.store import ApiError, ObjectStore
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+SERVER_VERSION = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.4",
+    "gitCommit": "59526cd4867447956156ae3a602fcbac10a2c335",
+    "gitTreeState": "clean",
+    "buildDate": "2025-04-22T16:02:27Z",
+    "goVersion": "go1.23.6",
+    "compiler": "gc",
+    "platform": "linux/arm64",
+}
+DEFAULT_WATCH_TIMEOUT = 1800
+
+
+class LogSource(Protocol):
+    """Where pod logs come from (the sandbox's kubelet)."""
+
+    def read(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        *,
+        previous: bool,
+        tail_lines: int | None,
+        since_seconds: int | None,
+        timestamps: bool,
+    ) -> str: ...
+
+    def follow(
+        self, namespace: str, pod: str, container: str, *, timestamps: bool
+    ) -> AsyncIterator[str]: ...
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status, body=json.dumps(body).encode(), content_type="application/json"
+    )
+
+
+def _bad_request(message: str) -> ApiError:
+    return ApiError(400, "BadRequest", message)
+
+
+def _method_not_allowed() -> ApiError:
+    return ApiError(
+        405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+    )
+
+
+def _not_served() -> ApiError:
+    return ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+def _int_param(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return int(raw)
+    except ValueError as error:
+        raise _bad_request(f"{name}: invalid value {raw!r}: must be an integer") from error
+
+
+def _bool_param(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("true", "1")
+
+
+def _wants_table(request: web.Request) -> bool:
+    return "as=Table" in request.headers.get("Accept", "")
+
+
+def _table(request: web.Request, resource: ResourceType, items: list[Obj], rv: str) -> web.Response:
+    """Answer `kubectl get` with a server-side printed Table."""
+    include = request.query.get("includeObject", "Metadata")
+    if include not in ("", "Metadata", "Object", "None"):
+        raise _bad_request(f'unrecognized includeObject value: "{include}"')
+    return _json(tables.to_table(resource, items, include_object=include, resource_version=rv))
+
+
+async def _decode_body(request: web.Request) -> Any:
+    content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
+    if content_type not in ("application/json", ""):
+        raise ApiError(
+            415,
+            "UnsupportedMediaType",
+            f"the body of the request was in an unknown format - accepted media types include: "
+            f"application/json (got {content_type})",
+        )
+    raw = await request.read()
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise _bad_request(f"error decoding request body: {error.msg}") from error
+
+
+class ApiServer:
+    """An aiohttp application serving an `ObjectStore` as the Kubernetes API."""
+
+    def __init__(
+        self, store: ObjectStore, logs: LogSource | None = None, token: str | None = None
+    ) -> None:
+        self.store, self.logs, self.token = store, logs, token
+        self.app = web.Application(middlewares=[self._errors, self._authenticate])
+        self.app.router.add_get("/version", self._version)
+        for probe in ("/healthz", "/readyz", "/livez"):
+            self.app.router.add_get(probe, self._ok)
+        self.app.router.add_get("/api", self._core_versions)
+        self.app.router.add_get("/apis", self._groups)
+        self.app.router.add_route("*", "/api/{version}{rest:.*}", self._core)
+        self.app.router.add_route("*", "/apis/{group}/{version}{rest:.*}", self._grouped)
+
+    # middlewares
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as error:
+            return _json(error.status(), error.code)
+        except PatchError as error:
+            return _json(ApiError(error.code, error.reason, error.message).status(), error.code)
+        except SelectorError as error:
+            return _json(_bad_request(str(error)).status(), 400)
+        except web.HTTPException as error:
+            if error.status == 404:
+                return _json(_not_served().status(), 404)
+            raise
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("internal error serving %s %s", request.method, request.path)
+            status = ApiError(
+                500,
+                "InternalError",
+                "an error on the server has prevented the request from succeeding",
+            )
+            return _json(status.status(), 500)
+
+    @web.middleware
+    async def _authenticate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.token and request.headers.get("Authorization") != f"Bearer {self.token}":
+            raise ApiError(401, "Unauthorized", "Unauthorized")
+        return await handler(request)
+
+    # discovery
+
+    async def _ok(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return _json(SERVER_VERSION)
+
+    async def _core_versions(self, request: web.Request) -> web.Response:
+        return _json(
+            {
+                "kind": "APIVersions",
+                "versions": ["v1"],
+                "serverAddressByClientCIDRs": [
+                    {"clientCIDR": "0.0.0.0/0", "serverAddress": request.host}
+                ],
+            }
+        )
+
+    async def _groups(self, request: web.Request) -> web.Response:
+        groups = sorted({(r.group, r.version) for r in ALL_RESOURCES if r.group})
+        return _json(
+            {
+                "kind": "APIGroupList",
+                "apiVersion": "v1",
+                "groups": [
+                    {
+                        "name": group,
+                        "versions": [{"groupVersion": f"{group}/{version}", "version": version}],
+                        "preferredVersion": {
+                            "groupVersion": f"{group}/{version}",
+                            "version": version,
+                        },
+                    }
+                    for group, version in groups
+                ],
+            }
+        )
+
+    @staticmethod
+    def _resource_list(group: str, version: str) -> Obj:
+        entries: list[Obj] = []
+        for resource in ALL_RESOURCES:
+            if (resource.group, resource.version) != (group, version):
+                continue
+            entries.append(
+                {
+                    "name": resource.plural,
+                    "singularName": resource.singular,
+                    "namespaced": resource.namespaced,
+                    "kind": resource.kind,
+                    "verbs": list(resource.verbs),
+                    "shortNames": list(resource.short_names),
+                    **({"categories": ["all"]} if resource.namespaced else {}),
+                }
+            )
+            for sub in resource.subresources:
+                entry: Obj = {
+                    "name": f"{resource.plural}/{sub}",
+                    "singularName": "",
+                    "namespaced": resource.namespaced,
+                    "kind": resource.kind,
+                    "verbs": ["get", "patch", "update"],
+                }
+                if sub == "scale":
+                    entry.update(group="autoscaling", version="v1", kind="Scale")
+                elif sub == "log":
+                    entry["verbs"] = ["get"]
+                entries.append(entry)
+        group_version = f"{group}/{version}" if group else version
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": group_version,
+            "resources": entries,
+        }
+
+    # routing
+
+    async def _core(self, request: web.Request) -> web.StreamResponse:
+        return await self._route(request, "", request.match_info["version"])
+
+    async def _grouped(self, request: web.Request) -> web.StreamResponse:
+        return await self._route(
+            request, request.match_info["group"], request.match_info["version"]
+        )
+
+    async def _route(self, request: web.Request, group: str, version: str) -> web.StreamResponse:
+        parts = [part for part in request.match_info["rest"].split("/") if part]
+        served = {(r.group, r.version) for r in ALL_RESOURCES}
+        if (group, version) not in served:
+            raise _not_served()
+        if not parts:
+            if request.method != "GET":
+                raise _method_not_allowed()
+            return _json(self._resource_list(group, version))
+        namespace: str | None = None
+        if parts[0] == "namespaces" and len(parts) >= 3 and find_resource(group, version, parts[2]):
+            namespace, parts = parts[1], parts[2:]
+        resource = find_resource(group, version, parts[0])
+        if resource is None:
+            raise _not_served()
+        if resource.namespaced is False and namespace is not None:
+            raise _not_served()
+        if len(parts) == 1:
+            return await self._collection(request, resource, namespace)
+        if len(parts) > 3 or (len(parts) == 3 and parts[2] not in resource.subresources):
+            raise _not_served()
+        return await self._item(
+            request, resource, namespace, parts[1], parts[2] if len(parts) == 3 else None
+        )
+
+    # collections
+
+    async def _collection(
+        self, request: web.Request, resource: ResourceType, namespace: str | None
+    ) -> web.StreamResponse:
+        if request.method == "GET":
+            predicate = self._predicate(request)
+            if _bool_param(request, "watch"):
+                return await self._watch(request, resource, namespace, predicate)
+            items = self.store.list(resource, namespace, predicate)
+            rv = str(self.store.resource_version)
+            if _wants_table(request):
+                return _table(request, resource, items, rv)
+            for item in items:
+                item.pop("apiVersion", None)
+                item.pop("kind", None)
+            return _json(
+                {
+                    "kind": f"{resource.kind}List",
+                    "apiVersion": resource.api_version,
+                    "metadata": {"resourceVersion": rv},
+                    "items": items,
+                }
+            )
+        if request.method == "POST":
+            if resource.namespaced and namespace is None:
+                raise _method_not_allowed()
+            body = require_object(await _decode_body(request))
+            self._check_kind(resource, body)
+            apply_defaults(resource, body)
+            validate(resource, body)
+            if "status" in resource.subresources:
+                body.pop("status", None)
+            created = self.store.create(resource, body, namespace)
+            return _json(created, 201)
+        if request.method == "DELETE":
+            predicate = self._predicate(request)
+            deleted = [
+                self.store.delete(
+                    resource, item["metadata"].get("namespace", ""), item["metadata"]["name"]
+                )
+                for item in self.store.list(resource, namespace, predicate)
+            ]
+            return _json(
+                {
+                    "kind": f"{resource.kind}List",
+                    "apiVersion": resource.api_version,
+                    "metadata": {"resourceVersion": str(self.store.resource_version)},
+                    "items": deleted,
+                }
+            )
+        raise _method_not_allowed()
+
+    @staticmethod
+    def _predicate(request: web.Request) -> Any:
+        labels = label_selector(request.query.get("labelSelector"))
+        fields = field_selector(request.query.get("fieldSelector"))
+        return lambda obj: labels(obj) and fields(obj)
+
+    async def _watch(
+        self, request: web.Request, resource: ResourceType, namespace: str | None, predicate: Any
+    ) -> web.StreamResponse:
+        timeout = _int_param(request, "timeoutSeconds") or DEFAULT_WATCH_TIMEOUT
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        try:
+            subscription = self.store.watch(
+                resource, namespace, predicate, request.query.get("resourceVersion")
+            )
+        except ApiError as error:
+            if error.code != 410:
+                raise
+            await response.prepare(request)
+            await response.write(
+                json.dumps({"type": "ERROR", "object": error.status()}).encode() + b"\n"
+            )
+            await response.write_eof()
+            return response
+        await response.prepare(request)
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            while (remaining := deadline - asyncio.get_running_loop().time()) > 0:
+                try:
+                    event_type, obj = await asyncio.wait_for(subscription.queue.get(), remaining)
+                except TimeoutError:
+                    break
+                line = json.dumps({"type": event_type, "object": obj}).encode() + b"\n"
+                await response.write(line)
+        finally:
+            self.store.unwatch(subscription)
+        await response.write_eof()
+        return response
+
+    # items
+
+    async def _item(
+        self,
+        request: web.Request,
+        resource: ResourceType,
+        namespace: str | None,
+        name: str,
+        subresource: str | None,
+    ) -> web.StreamResponse:
+        ns = namespace or ""
+        if subresource == "log":
+            return await self._pod_log(request, ns, name)
+        if subresource == "scale":
+            return await self._scale(request, resource, ns, name)
+        status_only = subresource == "status"
+        if request.method == "GET":
+            obj = self.store.get(resource, ns, name)
+            if _wants_table(request):
+                return _table(request, resource, [obj], obj["metadata"]["resourceVersion"])
+            return _json(obj)
+        if request.method == "PUT":
+            body = require_object(await _decode_body(request))
+            self._check_kind(resource, body)
+            meta = body.get("metadata") or {}
+            if meta.get("name") != name:
+                raise _bad_request("the name of the object does not match the name on the URL")
+            body["metadata"] = {**meta, "namespace": ns} if resource.namespaced else meta
+            return _json(self._write(resource, body, status_only))
+        if request.method == "PATCH":
+            current = self.store.get(resource, ns, name)
+            patched = apply_patch(
+                current,
+                await request.read(),
+                request.headers.get("Content-Type", "").split(";")[0].strip(),
+                resource.kind,
+            )
+            patched.setdefault("metadata", {})
+            patched["metadata"]["name"] = name
+            if resource.namespaced:
+                patched["metadata"]["namespace"] = ns
+            if patched["metadata"].get("resourceVersion") == current["metadata"]["resourceVersion"]:
+                patched["metadata"].pop("resourceVersion")
+            return _json(self._write(resource, patched, status_only))
+        if request.method == "DELETE":
+            deleted = self.store.delete(resource, ns, name)
+            if resource is PODS:
+                return _json(deleted)
+            return _json(
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": {
+                        "name": name,
+                        **({"group": resource.group} if resource.group else {}),
+                        "kind": resource.plural,
+                        "uid": deleted["metadata"]["uid"],
+                    },
+                }
+            )
+        raise _method_not_allowed()
+
+    def _write(self, resource: ResourceType, obj: Obj, status_only: bool) -> Obj:
+        meta = obj["metadata"]
+        if not status_only:
+            old = self.store.get(resource, meta.get("namespace", ""), meta["name"])
+            apply_defaults(resource, obj)
+            validate(resource, obj, old)
+        return self.store.update(resource, obj, status_only=status_only)
+
+    @staticmethod
+    def _check_kind(resource: ResourceType, body: Obj) -> None:
+        kind = body.get("kind")
+        if kind not in (None, resource.kind):
+            raise _bad_request(
+                f"the API version in the data ({body.get('apiVersion')}) does not match the "
+                f"expected API version ({resource.api_version})"
+                if body.get("apiVersion") != resource.api_version
+                else f"kind {kind} does not match the expected kind {resource.kind}"
+            )
+
+    # scale subresource
+
+    async def _scale(
+        self, request: web.Request, resource: ResourceType, namespace: str, name: str
+    ) -> web.Response:
+        obj = self.store.get(resource, namespace, name)
+        scale = self._scale_of(obj)
+        if request.method == "GET":
+            return _json(scale)
+        if request.method == "PUT":
+            wanted = require_object(await _decode_body(request))
+        elif request.method == "PATCH":
+            content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+            wanted = apply_patch(scale, await request.read(), content_type, "Scale")
+        else:
+            raise _method_not_allowed()
+        replicas = (wanted.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or replicas < 0:
+            raise ApiError(
+                422,
+                "Invalid",
+                f'Scale.autoscaling "{name}" is invalid: spec.replicas: Invalid value: '
+                f"{replicas}: must be greater than or equal to 0",
+            )
+        sent_version = (wanted.get("metadata") or {}).get("resourceVersion")
+        obj["spec"]["replicas"] = replicas
+        if sent_version:
+            obj["metadata"]["resourceVersion"] = sent_version
+        updated = self.store.update(resource, obj)
+        return _json(self._scale_of(updated))
+
+    @staticmethod
+    def _scale_of(obj: Obj) -> Obj:
+        selector = obj["spec"].get("selector") or {}
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                key: obj["metadata"][key]
+                for key in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            },
+            "spec": {"replicas": obj["spec"].get("replicas", 1)},
+            "status": {
+                "replicas": (obj.get("status") or {}).get("replicas", 0),
+                "selector": selector_to_string(
+                    selector.get("matchLabels"), selector.get("matchExpressions")
+                ),
+            },
+        }
+
+    # pod logs
+
+    async def _pod_log(self, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
+        if request.method != "GET":
+            raise _method_not_allowed()
+        pod = self.store.get(PODS, namespace, name)
+        container = self._log_container(pod, request.query.get("container"))
+        previous = _bool_param(request, "previous")
+        statuses = {s["name"]: s for s in (pod.get("status") or {}).get("containerStatuses") or []}
+        status = statuses.get(container, {})
+        if previous and not (status.get("lastState") or {}).get("terminated"):
+            raise _bad_request(
+                f'previous terminated container "{container}" in pod "{name}" not found'
+            )
+        waiting = (status.get("state") or {}).get("waiting")
+        if not previous and (not status or (waiting and status.get("restartCount", 0) == 0)):
+            reason = (waiting or {}).get("reason", "ContainerCreating")
+            if reason in ("ErrImagePull", "ImagePullBackOff"):
+                reason = "trying and failing to pull image"
+            raise _bad_request(
+                f'container "{container}" in pod "{name}" is waiting to start: {reason}'
+            )
+        if self.logs is None:
+            raise _bad_request(f'container "{container}" in pod "{name}" has no logs')
+        timestamps = _bool_param(request, "timestamps")
+        text = self.logs.read(
+            namespace,
+            name,
+            container,
+            previous=previous,
+            tail_lines=_int_param(request, "tailLines"),
+            since_seconds=_int_param(request, "sinceSeconds"),
+            timestamps=timestamps,
+        )
+        if not _bool_param(request, "follow") or previous:
+            return web.Response(text=text, content_type="text/plain")
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(text.encode())
+        async for line in self.logs.follow(namespace, name, container, timestamps=timestamps):
+            await response.write(line.encode())
+        await response.write_eof()
+        return response
+
+    @staticmethod
+    def _log_container(pod: Obj, requested: str | None) -> str:
+        names = [c["name"] for c in pod["spec"].get("containers", [])]
+        name = pod["metadata"]["name"]
+        if requested:
+            init = [c["name"] for c in pod["spec"].get("initContainers") or []]
+            if requested not in names + init:
+                raise _bad_request(f"container {requested} is not valid for pod {name}")
+            return requested
+        if len(names) == 1:
+            return names[0]
+        raise _bad_request(
+            f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]"
+        )
+
+
+async def serve(
+    api: ApiServer, host: str = "127.0.0.1", port: int = 0
+) -> tuple[web.AppRunner, int]:
+    """Start serving on `host`; returns the runner (to clean up) and the bound port."""
+    runner = web.AppRunner(api.app, handler_cancellation=True, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, bound
