@@ -18,8 +18,12 @@ def record_event(
     warning: bool = False,
     component: str = "kubelet",
     host: str | None = None,
+    field_path: str | None = None,
 ) -> None:
-    """Record an event about `involved`, folding a repeat of the last one into its count."""
+    """Record an event about `involved`, folding a repeat of the last one into its count.
+
+    `field_path` names the part of the object, e.g. `spec.containers{nova}` for a container.
+    """
     meta = involved["metadata"]
     namespace = meta.get("namespace") or "default"
     event_type = "Warning" if warning else "Normal"
@@ -28,6 +32,7 @@ def record_event(
         ref = existing["involvedObject"]
         if (
             ref.get("uid") == meta.get("uid")
+            and ref.get("fieldPath") == field_path
             and existing["reason"] == reason
             and existing["message"] == message
             and existing["type"] == event_type
@@ -36,6 +41,16 @@ def record_event(
             existing["lastTimestamp"] = now
             store.update(EVENTS, existing)
             return
+    reference: dict[str, Any] = {
+        "kind": involved["kind"],
+        "namespace": namespace,
+        "name": meta["name"],
+        "uid": meta.get("uid"),
+        "apiVersion": involved["apiVersion"],
+        "resourceVersion": meta.get("resourceVersion"),
+    }
+    if field_path:
+        reference["fieldPath"] = field_path
     source: dict[str, str] = {"component": component}
     if host:
         source["host"] = host
@@ -46,14 +61,7 @@ def record_event(
                 "name": f"{meta['name']}.{uuid.uuid4().hex[:16]}",
                 "namespace": namespace,
             },
-            "involvedObject": {
-                "kind": involved["kind"],
-                "namespace": namespace,
-                "name": meta["name"],
-                "uid": meta.get("uid"),
-                "apiVersion": involved["apiVersion"],
-                "resourceVersion": meta.get("resourceVersion"),
-            },
+            "involvedObject": reference,
             "reason": reason,
             "message": message,
             "source": source,
