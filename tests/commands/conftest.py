@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 
+from commands.config import Config, HealthConfig, KubernetesConfig
+from commands.kube import Kube
+from sandbox.apiserver import ApiServer
+from sandbox.health import HealthBoard, build_health_app, service_url_template
+from sandbox.podlogs import PodLogs
 from tests.commands.servers import Serve, start_app
+from tests.commands.world import NAMESPACE, World, write_kubeconfig
 
 
 @pytest.fixture
@@ -33,3 +41,26 @@ def refused_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def world(serve: Serve, tmp_path: Path) -> AsyncIterator[World]:
+    """The sandbox API server over a hand-built store, a health board, and the bot's `Kube`."""
+    store, token = World.new_store(), secrets.token_urlsafe(12)
+    logs = PodLogs(store)
+    api_url = await serve(ApiServer(store, logs, token).app)
+    board = HealthBoard()
+    health_url = await serve(build_health_app(board))
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api_url, token)
+    config = Config(
+        namespace=NAMESPACE,
+        kubernetes=KubernetesConfig(kubeconfig=kubeconfig, request_timeout_seconds=5),
+        health=HealthConfig(
+            service_url_template=service_url_template(health_url), probe_timeout_seconds=0.5
+        ),
+    )
+    kube = await Kube.from_config(config.kubernetes, NAMESPACE)
+    try:
+        yield World(store, logs, board, kube, config)
+    finally:
+        await kube.close()

@@ -1,0 +1,148 @@
+"""`/logs` against the sandbox API server: what the user sees for every shape of pod."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from commands.config import KubernetesConfig
+from commands.kube import Kube
+from commands.logs import MAX_MESSAGE_LINES, PREVIEW_LINES, show_logs
+from commands.models import Reply, Tone
+from commands.parser import parse_command
+from tests.commands.world import Container, World, write_kubeconfig
+
+
+async def logs(world: World, text: str) -> Reply:
+    return (await show_logs(parse_command(text), world.kube)).reply  # type: ignore[arg-type]
+
+
+def bodies(reply: Reply) -> list[str]:
+    """The log lines of a reply without their `HH:MM:SS ` time."""
+    return [line.split(" ", 1)[1] for line in reply.lines if line[:2].isdigit()]
+
+
+async def test_one_pod_lines_without_prefix(world: World) -> None:
+    world.deployment("nova")
+    world.pod("nova", "abcde", Container("nova", logs=["starting", "listening on :8080", "GET /"]))
+    reply = await logs(world, "/logs nova")
+    assert reply.title == "nova logs: 3 lines from 1 pod"
+    assert reply.tone == Tone.INFO
+    assert bodies(reply) == ["starting", "listening on :8080", "GET /"]
+    assert reply.attachment is None
+
+
+async def test_several_pods_merged_in_time_order_with_pod_prefix(world: World) -> None:
+    world.deployment("nova", replicas=2)
+    a = world.pod("nova", "aaaaa")["metadata"]["name"]
+    b = world.pod("nova", "bbbbb")["metadata"]["name"]
+    for index in range(3):
+        world.say(a, f"a{index}")
+        world.say(b, f"b{index}")
+    reply = await logs(world, "!logs nova")
+    assert reply.title == "nova logs: 6 lines from 2 pods"
+    assert [line.split(" ")[0] for line in reply.lines] == [f"[{a}]", f"[{b}]"] * 3
+    assert [line.rsplit(" ", 1)[1] for line in reply.lines] == ["a0", "b0", "a1", "b1", "a2", "b2"]
+
+
+async def test_tail_keeps_the_newest_lines(world: World) -> None:
+    world.deployment("nova")
+    world.pod("nova", "abcde", Container("nova", logs=[f"line {n}" for n in range(30)]))
+    reply = await logs(world, "logs nova --tail 5")
+    assert bodies(reply) == [f"line {n}" for n in range(25, 30)]
+
+
+async def test_grep_is_case_insensitive_and_tail_counts_matches(world: World) -> None:
+    lines = [f"INFO request {n}" if n % 3 else f"ERROR timeout {n}" for n in range(30)]
+    world.deployment("nova")
+    world.pod("nova", "abcde", Container("nova", logs=lines))
+    reply = await logs(world, "logs nova --grep error --tail 2")
+    assert reply.title == "nova logs: 2 lines from 1 pod matching 'error'"
+    assert bodies(reply) == ["ERROR timeout 24", "ERROR timeout 27"]
+
+
+async def test_previous_shows_the_crashed_container(world: World) -> None:
+    world.deployment("nova", replicas=2, tag="v2-broken")
+    crashed = Container(
+        "nova",
+        state="CrashLoopBackOff",
+        restarts=4,
+        last_reason="Error",
+        previous_logs=["starting", "panic: missing DATABASE_URL"],
+    )
+    world.pod("nova", "crash", crashed)
+    healthy = world.pod("nova", "fine1", Container("nova", logs=["ok"]))["metadata"]["name"]
+    reply = await logs(world, "logs nova --previous")
+    assert reply.title == "nova logs: 2 lines from previous (crashed) containers"
+    assert f"no previous (crashed) container for pod {healthy}" in reply.lines
+    assert [line.split(" ", 2)[2] for line in reply.lines[1:]] == [
+        "starting",
+        "panic: missing DATABASE_URL",
+    ]
+
+
+async def test_previous_without_any_crash(world: World) -> None:
+    world.deployment("nova")
+    pod = world.pod("nova", "abcde", Container("nova", logs=["ok"]))["metadata"]["name"]
+    reply = await logs(world, "logs nova --previous")
+    assert reply.title == "No logs for nova"
+    assert reply.tone == Tone.WARNING
+    assert reply.lines == [f"no previous (crashed) container for pod {pod}"]
+
+
+async def test_multi_container_pod_asks_for_a_container(world: World) -> None:
+    world.deployment("gateway", containers=("gateway", "envoy"))
+    world.pod(
+        "gateway",
+        "abcde",
+        Container("gateway", logs=["gateway up"]),
+        Container("envoy", logs=["envoy up"]),
+    )
+    reply = await logs(world, "logs gateway")
+    assert reply.title == "These pods have 2 containers; pick one with --container"
+    assert reply.lines == ["containers: gateway, envoy"]
+    assert bodies(await logs(world, "logs gateway --container envoy")) == ["envoy up"]
+    reply = await logs(world, "logs gateway --container sidecar")
+    assert reply.title == "No container sidecar in these pods"
+    assert reply.lines == ["containers: gateway, envoy"]
+
+
+async def test_long_output_becomes_an_attachment_with_a_preview(world: World) -> None:
+    world.deployment("nova")
+    lines = [f"request {n} served in {n % 17} ms" for n in range(300)]
+    world.pod("nova", "abcde", Container("nova", logs=lines))
+    reply = await logs(world, "logs nova --tail 300")
+    assert reply.attachment is not None
+    assert reply.attachment.filename == "nova-logs.txt"
+    content = reply.attachment.content.splitlines()
+    assert [line.split(" ", 1)[1] for line in content] == lines
+    assert content[0].endswith("Z request 0 served in 0 ms")  # full RFC 3339 timestamps
+    preview = bodies(reply)
+    assert 0 < len(preview) <= PREVIEW_LINES < MAX_MESSAGE_LINES
+    assert preview == lines[-len(preview) :]
+    assert f"newest {len(preview)} lines below; all 300 in the file" in reply.lines
+    assert len(reply.text) < 3500
+
+
+async def test_unknown_service_suggests_close_names(world: World) -> None:
+    world.deployment("nova")
+    reply = await logs(world, "logs novaa")
+    assert reply.title == "No pods with app=novaa in namespace holm"
+    assert reply.lines == ["did you mean nova?"]
+
+
+async def test_service_without_pods(world: World) -> None:
+    world.deployment("nova", replicas=0)
+    reply = await logs(world, "logs nova")
+    assert reply.title == "nova has no pods (scaled to 0?)"
+
+
+async def test_kubernetes_unreachable(refused_url: str, tmp_path: Path) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "kc", refused_url, "t")
+    kube = await Kube.from_config(KubernetesConfig(kubeconfig=kubeconfig), "holm")
+    try:
+        reply = (await show_logs(parse_command("logs nova"), kube)).reply  # type: ignore[arg-type]
+    finally:
+        await kube.close()
+    assert reply.title == "Cannot read nova logs"
+    assert reply.tone == Tone.ERROR
+    assert reply.lines == [f"Kubernetes API at {refused_url} is unreachable (connection refused)"]
