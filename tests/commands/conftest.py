@@ -61,6 +61,6 @@ async def world(serve: Serve, tmp_path: Path) -> AsyncIterator[World]:
     )
     kube = await Kube.from_config(config.kubernetes, NAMESPACE)
     try:
-        yield World(store, logs, board, kube, config)
+        yield World(store, logs, board, kube, config, health_url)
     finally:
         await kube.close()

@@ -64,6 +64,7 @@ class World:
     board: HealthBoard
     kube: Kube
     config: Config
+    health_url: str  # the health app: services' endpoints and the aggregator
     _open: dict[tuple[str, str], ContainerLog] = field(default_factory=dict)
 
     @staticmethod
@@ -107,6 +108,8 @@ class World:
                 spec["livenessProbe"] = spec["readinessProbe"] = probe
             specs.append(spec)
         available = replicas if available is None else available
+        if http:
+            self.board.set(name, "ok")
         deployment = self.store.create(
             DEPLOYMENTS,
             {
