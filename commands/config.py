@@ -67,6 +67,11 @@ class KubernetesConfig(_Section):
     in_cluster: bool | None = None  # None: in-cluster when the service-account token exists
     request_timeout_seconds: Seconds = 10.0
 
+    @field_validator("kubeconfig")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
     def use_in_cluster(self, token_path: Path = SERVICE_ACCOUNT_TOKEN) -> bool:
         """Whether to use the pod's service account rather than a kubeconfig."""
         if self.in_cluster is not None:
@@ -188,6 +193,11 @@ class Config(BaseSettings):
     @classmethod
     def _check_services(cls, value: list[str]) -> list[str]:
         return [_dns_label(name) for name in value]
+
+    @field_validator("state_dir")
+    @classmethod
+    def _expand_state_dir(cls, value: Path) -> Path:
+        return value.expanduser()
 
     @classmethod
     def settings_customise_sources(

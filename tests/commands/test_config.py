@@ -191,3 +191,11 @@ def test_sections_can_be_added_by_subclassing(tmp_path: Path) -> None:
     assert config.slack is not None
     assert config.slack.bot_token.get_secret_value() == "xoxb-secret"
     assert "xoxb-secret" not in repr(config)
+
+
+def test_home_is_expanded_in_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = load_config(write(tmp_path, "kubernetes:\n  kubeconfig: ~/.kube/config\n"))
+    assert config.kubernetes.kubeconfig == tmp_path / ".kube" / "config"
+    monkeypatch.setenv("HOLMBOT_STATE_DIR", "~/state")
+    assert load_config(None).state_dir == tmp_path / "state"
