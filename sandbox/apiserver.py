@@ -2,7 +2,7 @@
 
 Serves discovery, list/watch/get/create/replace/patch/delete on the resources in
 `sandbox.resources`, the `status` and `scale` subresources, pod logs, Table output for
-`kubectl get`, bearer-token authentication, and Kubernetes-shaped `Status` errors: a bad
+`kubectl get`, and Kubernetes-shaped `Status` errors: a bad
 request never gets a traceback.
 """
 
@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
 from sandbox import tables
 from sandbox.defaults import apply_defaults, require_object, validate
 from sandbox.patching import PatchError, apply_patch
+from sandbox.podlogs import PodLogs
 from sandbox.resources import ALL_RESOURCES, PODS, ResourceType, find_resource
 from sandbox.selectors import SelectorError, field_selector, label_selector, selector_to_string
 from sandbox.store import ApiError, ObjectStore
@@ -38,26 +38,6 @@ SERVER_VERSION = {
     "platform": "linux/arm64",
 }
 DEFAULT_WATCH_TIMEOUT = 1800
-
-
-class LogSource(Protocol):
-    """Where pod logs come from (the sandbox's kubelet)."""
-
-    def read(
-        self,
-        namespace: str,
-        pod: str,
-        container: str,
-        *,
-        previous: bool,
-        tail_lines: int | None,
-        since_seconds: int | None,
-        timestamps: bool,
-    ) -> str: ...
-
-    def follow(
-        self, namespace: str, pod: str, container: str, *, timestamps: bool
-    ) -> AsyncIterator[str]: ...
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -125,11 +105,9 @@ async def _decode_body(request: web.Request) -> Any:
 class ApiServer:
     """An aiohttp application serving an `ObjectStore` as the Kubernetes API."""
 
-    def __init__(
-        self, store: ObjectStore, logs: LogSource | None = None, token: str | None = None
-    ) -> None:
-        self.store, self.logs, self.token = store, logs, token
-        self.app = web.Application(middlewares=[self._errors, self._authenticate])
+    def __init__(self, store: ObjectStore, logs: PodLogs | None = None) -> None:
+        self.store, self.logs = store, logs
+        self.app = web.Application(middlewares=[self._errors])
         self.app.router.add_get("/version", self._version)
         for probe in ("/healthz", "/readyz", "/livez"):
             self.app.router.add_get(probe, self._ok)
@@ -164,12 +142,6 @@ class ApiServer:
                 "an error on the server has prevented the request from succeeding",
             )
             return _json(status.status(), 500)
-
-    @web.middleware
-    async def _authenticate(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if self.token and request.headers.get("Authorization") != f"Bearer {self.token}":
-            raise ApiError(401, "Unauthorized", "Unauthorized")
-        return await handler(request)
 
     # discovery
 
@@ -514,69 +486,23 @@ class ApiServer:
     async def _pod_log(self, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
         if request.method != "GET":
             raise _method_not_allowed()
-        pod = self.store.get(PODS, namespace, name)
-        container = self._log_container(pod, request.query.get("container"))
-        previous = _bool_param(request, "previous")
-        statuses = {s["name"]: s for s in (pod.get("status") or {}).get("containerStatuses") or []}
-        status = statuses.get(container, {})
-        if previous and not (status.get("lastState") or {}).get("terminated"):
-            raise _bad_request(
-                f'previous terminated container "{container}" in pod "{name}" not found'
-            )
-        waiting = (status.get("state") or {}).get("waiting")
-        if not previous and (not status or (waiting and status.get("restartCount", 0) == 0)):
-            reason = (waiting or {}).get("reason", "ContainerCreating")
-            if reason in ("ErrImagePull", "ImagePullBackOff"):
-                reason = "trying and failing to pull image"
-            raise _bad_request(
-                f'container "{container}" in pod "{name}" is waiting to start: {reason}'
-            )
         if self.logs is None:
-            raise _bad_request(f'container "{container}" in pod "{name}" has no logs')
-        timestamps = _bool_param(request, "timestamps")
-        text = self.logs.read(
-            namespace,
-            name,
-            container,
-            previous=previous,
-            tail_lines=_int_param(request, "tailLines"),
-            since_seconds=_int_param(request, "sinceSeconds"),
-            timestamps=timestamps,
-        )
-        if not _bool_param(request, "follow") or previous:
+            raise _not_served()
+        options: dict[str, Any] = {
+            "previous": _bool_param(request, "previous"),
+            "tail_lines": _int_param(request, "tailLines"),
+            "since_seconds": _int_param(request, "sinceSeconds"),
+            "timestamps": _bool_param(request, "timestamps"),
+        }
+        container = request.query.get("container") or None
+        if not _bool_param(request, "follow"):
+            text = self.logs.read(namespace, name, container, **options)
             return web.Response(text=text, content_type="text/plain")
+        lines = self.logs.follow(namespace, name, container, **options)
         response = web.StreamResponse(headers={"Content-Type": "text/plain"})
         response.enable_chunked_encoding()
         await response.prepare(request)
-        await response.write(text.encode())
-        async for line in self.logs.follow(namespace, name, container, timestamps=timestamps):
+        async for line in lines:
             await response.write(line.encode())
         await response.write_eof()
         return response
-
-    @staticmethod
-    def _log_container(pod: Obj, requested: str | None) -> str:
-        names = [c["name"] for c in pod["spec"].get("containers", [])]
-        name = pod["metadata"]["name"]
-        if requested:
-            init = [c["name"] for c in pod["spec"].get("initContainers") or []]
-            if requested not in names + init:
-                raise _bad_request(f"container {requested} is not valid for pod {name}")
-            return requested
-        if len(names) == 1:
-            return names[0]
-        raise _bad_request(
-            f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]"
-        )
-
-
-async def serve(
-    api: ApiServer, host: str = "127.0.0.1", port: int = 0
-) -> tuple[web.AppRunner, int]:
-    """Start serving on `host`; returns the runner (to clean up) and the bound port."""
-    runner = web.AppRunner(api.app, handler_cancellation=True, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, bound

@@ -124,7 +124,7 @@ class Change:
     new: Obj
 
 
-@dataclass
+@dataclass(eq=False)
 class Watch:
     """A live subscription to one resource type's changes."""
 

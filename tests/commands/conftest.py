@@ -48,7 +48,7 @@ async def world(serve: Serve, tmp_path: Path) -> AsyncIterator[World]:
     """The sandbox API server over a hand-built store, a health board, and the bot's `Kube`."""
     store, token = World.new_store(), secrets.token_urlsafe(12)
     logs = PodLogs(store)
-    api_url = await serve(ApiServer(store, logs, token).app)
+    api_url = await serve(ApiServer(store, logs).app)
     board = HealthBoard()
     health_url = await serve(build_health_app(board))
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api_url, token)
