@@ -306,16 +306,22 @@ class Spec:
 
     @property
     def usage(self) -> str:
+        parts = self.words_and_args(lambda arg: f"[{arg.metavar}]" if arg.optional else arg.metavar)
+        for name, flag in self.flags.items():
+            parts.append(f"[--{name} {flag.metavar}]" if flag.convert else f"[--{name}]")
+        return " ".join(parts)
+
+    def words_and_args(self, show: Callable[[Arg], str | None]) -> list[str]:
+        """The command words, then each argument as `show` writes it (None: left out)."""
         parts = [*self.words]
         for index, arg in enumerate(self.args):
             if self.keyword and self.keyword[0] == index:
                 parts.append(self.keyword[1])
-            parts.append(f"[{arg.metavar}]" if arg.optional else arg.metavar)
+            if (shown := show(arg)) is not None:
+                parts.append(shown)
         if self.keyword and self.keyword[0] == len(self.args):
             parts.append(self.keyword[1])
-        for name, flag in self.flags.items():
-            parts.append(f"[--{name} {flag.metavar}]" if flag.convert else f"[--{name}]")
-        return " ".join(parts)
+        return parts
 
 
 SERVICE = Arg("service", "SERVICE", service_name)
@@ -553,15 +559,10 @@ def spec_for(command: BaseCommand) -> Spec:
 def command_text(command: BaseCommand) -> str:
     """The canonical text of a command, e.g. for approval requests and the audit log."""
     spec = spec_for(command)
-    parts = list(spec.words)
     data = command.model_dump()
-    for index, arg in enumerate(spec.args):
-        if spec.keyword and spec.keyword[0] == index:
-            parts.append(spec.keyword[1])
-        if data.get(arg.field) is not None:
-            parts.append(str(data[arg.field]))
-    if spec.keyword and spec.keyword[0] == len(spec.args):
-        parts.append(spec.keyword[1])
+    parts = spec.words_and_args(
+        lambda arg: None if data[arg.field] is None else str(data[arg.field])
+    )
     defaults = type(command).model_fields
     for name, flag in spec.flags.items():
         value = data.get(flag.field)
