@@ -89,38 +89,26 @@ class EndpointsController:
             return  # without a selector, Endpoints are managed by hand
         subsets = _subsets(service, self.store.list(PODS, namespace, selects))
         labels = dict(service["metadata"].get("labels") or {})
-        if current is None:
-            body: Obj = {
-                "metadata": {"name": name, "namespace": namespace, "labels": labels},
-                "subsets": subsets,
-            }
-            if subsets:
-                body["metadata"]["annotations"] = {TRIGGER_TIME: now_rfc3339()}
-            else:
-                del body["subsets"]
-            try:
-                self.store.create(ENDPOINTS, body, namespace)
-            except ApiError as error:
-                if error.code != 409:
-                    raise
-                self._mark(namespace, name)
+        if current is not None and (
+            (current.get("subsets") or []) == subsets
+            and current["metadata"].get("labels") == labels
+        ):
             return
-        if (current.get("subsets") or []) == subsets and current["metadata"].get(
-            "labels", {}
-        ) == labels:
-            return
-        current["metadata"]["labels"] = labels
-        current["metadata"].setdefault("annotations", {})[TRIGGER_TIME] = now_rfc3339()
+        endpoints = current or {"metadata": {"name": name, "namespace": namespace}}
+        endpoints["metadata"]["labels"] = labels
+        endpoints["metadata"].setdefault("annotations", {})[TRIGGER_TIME] = now_rfc3339()
+        endpoints.pop("subsets", None)
         if subsets:
-            current["subsets"] = subsets
-        else:
-            current.pop("subsets", None)
+            endpoints["subsets"] = subsets
         try:
-            self.store.update(ENDPOINTS, current)
+            if current is None:
+                self.store.create(ENDPOINTS, endpoints, namespace)
+            else:
+                self.store.update(ENDPOINTS, endpoints)
         except ApiError as error:
             if error.code not in (404, 409):
                 raise
-            self._mark(namespace, name)
+            self._mark(namespace, name)  # raced with another writer: try again
 
     def _delete(self, namespace: str, name: str) -> None:
         try:

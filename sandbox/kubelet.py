@@ -4,8 +4,10 @@ A pod with `spec.nodeName` gets a sandbox and an IP (10.42.N.M, N per node), the
 pulls its image from the real registry (`HEAD /v2/NAME/manifests/TAG`, then the manifest for
 the image size), starts, is probed and, depending on what the seed says about its image, runs,
 crashes (CrashLoopBackOff), leaks memory (OOMKilled) or turns unhealthy (readiness fails, the
-liveness probe restarts it). Status, events, back-offs and log lines follow the real kubelet
-1.32 with containerd; every duration is world time on the `WorldClock`.
+liveness probe restarts it). A service whose seeded /health and /ready endpoints fail or hang
+fails its readiness probes only: it keeps running, out of its Service's endpoints. Status,
+events, back-offs and log lines follow the real kubelet 1.32 with containerd; every duration is
+world time on the `WorldClock`.
 
 The work happens in one asyncio task per pod, started and cancelled from store notifications;
 the listener itself only books work.
@@ -191,8 +193,8 @@ class Kubelet:
         cidr = (node or {}).get("spec", {}).get("podCIDR") or f"10.42.{index}.0/24"
         prefix = cidr.split("/")[0].rsplit(".", 1)[0]
         for _ in range(253):
-            host = self._next_host.get(node_name, 1) % 253 + 2
-            self._next_host[node_name] = host
+            last = self._next_host.get(node_name, 1)  # .1 is the node's bridge
+            host = self._next_host[node_name] = last + 1 if last < 254 else 2
             ip = f"{prefix}.{host}"
             if ip not in self._ips_in_use:
                 self._ips_in_use.add(ip)

@@ -137,18 +137,15 @@ class PodLogs:
         container: str | None = None,
         *,
         previous: bool = False,
-        tail_lines: int | None = None,
-        since_seconds: int | None = None,
-        since_time: datetime | None = None,
         timestamps: bool = False,
     ) -> AsyncIterator[str]:
-        """Lines (each ending in a newline) as they are written, until the instance exits.
+        """The lines written from this call on (each ending in a newline), until the instance exits.
 
-        Resolves the container at call time, so errors raise here, before any line is sent.
+        Call it right after `read` with no await between, and the two join without a gap or a
+        repeat. The container is resolved here, so errors raise before any line is sent.
         """
         log = self._resolve(namespace, name, container, previous)
-        cutoff = _cutoff(since_seconds, since_time)
-        return _follow(log, tail_lines, cutoff, timestamps)
+        return _follow(log, log.total if log else 0, timestamps)
 
     def _resolve(
         self, namespace: str, name: str, container: str | None, previous: bool
@@ -240,15 +237,8 @@ def _render(stamp: int, line: str, timestamps: bool) -> str:
     return f"{rfc3339_nano(stamp)} {line}\n" if timestamps else f"{line}\n"
 
 
-async def _follow(
-    log: ContainerLog | None, tail_lines: int | None, cutoff: int | None, timestamps: bool
-) -> AsyncIterator[str]:
-    if log is None:
-        return
-    position = log.total
-    for stamp, line in _select(list(log.lines), tail_lines, cutoff):
-        yield _render(stamp, line, timestamps)
-    while True:
+async def _follow(log: ContainerLog | None, position: int, timestamps: bool) -> AsyncIterator[str]:
+    while log is not None:
         if log.total == position and not log.closed:
             await log._wakeup.wait()
             continue

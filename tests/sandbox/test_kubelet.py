@@ -302,6 +302,30 @@ async def test_unreachable_registry_is_err_image_pull(store: ObjectStore) -> Non
         await kubelet.stop()
 
 
+async def test_other_registries_are_unreachable_from_the_nodes(
+    store: ObjectStore, kubelet: Kubelet
+) -> None:
+    store.create(PODS, pod_body("curl", "curlimages/curl"))
+    await wait_for(lambda: waiting(store, "curl").get("reason") == "ErrImagePull", "ErrImagePull")
+    assert waiting(store, "curl")["message"].endswith(
+        'failed to do request: Head "https://registry-1.docker.io/v2/curlimages/curl/manifests/'
+        'latest": dial tcp: lookup registry-1.docker.io: no such host'
+    )
+
+
+async def test_crash_without_restarts_fails_the_pod(store: ObjectStore, kubelet: Kubelet) -> None:
+    body = pod_body("nova-once", f"{REGISTRY_HOST}/nova:v2-broken", app="nova")
+    body["spec"]["restartPolicy"] = "Never"
+    store.create(PODS, body)
+    await wait_for(
+        lambda: (pod(store, "nova-once") or {}).get("status", {}).get("phase") == "Failed", "Failed"
+    )
+    status = container_status(store, "nova-once")
+    assert status["state"]["terminated"]["exitCode"] == 1
+    assert status["restartCount"] == 0 and status["lastState"] == {}
+    assert kubelet.logs.read(NS, "nova-once").rstrip().endswith("'FEATURE_FLAGS_URL'")
+
+
 async def test_crashing_image_loops_with_back_off(
     store: ObjectStore, kubelet: Kubelet, waiting_reasons: dict[str, list[str]]
 ) -> None:
@@ -476,14 +500,17 @@ async def test_logs_tail_since_timestamps_and_follow(store: ObjectStore, kubelet
     assert gone.value.code == 404
 
     received: list[str] = []
+    before = kubelet.logs.read(NS, "nova-logs", "nova", timestamps=True)
+    stream = kubelet.logs.follow(NS, "nova-logs", "nova", timestamps=True)
 
     async def follow() -> None:
-        async for line in kubelet.logs.follow(NS, "nova-logs", "nova", tail_lines=2):
+        async for line in stream:
             received.append(line)
 
     follower = asyncio.create_task(follow())
-    await wait_for(lambda: len(received) >= 4, "followed lines")
-    assert all(line.endswith("\n") for line in received)
+    await wait_for(lambda: len(received) >= 3, "followed lines")
+    after = kubelet.logs.read(NS, "nova-logs", "nova", timestamps=True)
+    assert after.startswith(before + "".join(received))  # no gap, no repeat
     store.delete(PODS, NS, "nova-logs")
     await asyncio.wait_for(follower, timeout=5)
 
