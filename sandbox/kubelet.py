@@ -357,6 +357,7 @@ class _Container:
     restart_count: int = 0
     image_id: str = ""
     container_id: str = ""
+    ends_at: float | None = None  # world time the running instance dies on its own, if it does
     restart_backoff: _Backoff = field(default_factory=_Backoff)
     pull_backoff: _Backoff = field(default_factory=_Backoff)
 
@@ -545,19 +546,26 @@ class _PodWorker:
             _container_port(container.spec),
             ((container.spec.get("resources") or {}).get("limits") or {}).get("memory"),
         )
+        started = kubelet.world_now()
+        startup = voice.startup()
+        booted = started + len(startup) * STARTUP_LINE_SECONDS
+        container.ends_at = {
+            ImageBehaviour.CRASH: booted + CRASH_AFTER_SECONDS,
+            ImageBehaviour.OOM: booted + OOM_STEPS * OOM_STEP_SECONDS,
+        }.get(container.behaviour)
         self._publish()
         unhealthy = container.behaviour is ImageBehaviour.UNHEALTHY
         if unhealthy:
             kubelet._unhealthy_started(container.service)
         try:
             racers: list[Coroutine[Any, Any, _Exit | None]] = [
-                self._app(container, log, voice),
+                self._app(container, log, voice, startup, started),
                 self._stopped(),
             ]
             if "readinessProbe" in container.spec:
-                racers.append(self._probe_loop(container, log, voice, "readiness"))
+                racers.append(self._probe_loop(container, log, voice, "readiness", started))
             if "livenessProbe" in container.spec:
-                racers.append(self._probe_loop(container, log, voice, "liveness"))
+                racers.append(self._probe_loop(container, log, voice, "liveness", started))
             exit_ = await _first(racers)
             if exit_ is None:
                 exit_ = await self._shutdown(container, log, voice)
@@ -606,26 +614,36 @@ class _PodWorker:
 
     # what the process does
 
-    async def _app(self, container: _Container, log: ContainerLog, voice: AppVoice) -> _Exit:
-        clock, rng = self.kubelet.clock, self.kubelet.rng
-        for line in voice.startup():
+    async def _app(
+        self,
+        container: _Container,
+        log: ContainerLog,
+        voice: AppVoice,
+        startup: list[str],
+        started: float,
+    ) -> _Exit:
+        """The process: its timeline is laid out in world time from `started`, so that lag on
+        the event loop never reorders it against the probes."""
+        rng = self.kubelet.rng
+        for index, line in enumerate(startup, 1):
             log.write(line)
-            await clock.sleep(STARTUP_LINE_SECONDS)
+            await self._until(started + index * STARTUP_LINE_SECONDS)
+        booted = started + len(startup) * STARTUP_LINE_SECONDS
         if container.behaviour is ImageBehaviour.CRASH:
-            await clock.sleep(CRASH_AFTER_SECONDS)
+            await self._until(booted + CRASH_AFTER_SECONDS)
             log.write("\n".join(voice.crash()))
             return _Exit(1, "Error")
         if container.behaviour is ImageBehaviour.OOM:
             used = voice.limit_mib * 0.35
             step = (voice.limit_mib - used) / OOM_STEPS
-            for _ in range(OOM_STEPS):
-                await clock.sleep(OOM_STEP_SECONDS)
+            for index in range(1, OOM_STEPS + 1):
+                await self._until(booted + index * OOM_STEP_SECONDS)
                 used += step * rng.uniform(0.9, 1.1)
                 log.write(voice.request())
                 log.write(voice.heap(min(int(used), voice.limit_mib)))
             return _Exit(137, "OOMKilled")
         while True:
-            await clock.sleep(rng.uniform(*REQUEST_EVERY_SECONDS))
+            await self.kubelet.clock.sleep(rng.uniform(*REQUEST_EVERY_SECONDS))
             log.write(voice.request())
             if container.behaviour is ImageBehaviour.UNHEALTHY and rng.random() < 0.5:
                 log.write(voice.dependency_error())
@@ -647,20 +665,30 @@ class _PodWorker:
         return _Exit(0, "Completed")
 
     async def _probe_loop(
-        self, container: _Container, log: ContainerLog, voice: AppVoice, kind: str
+        self, container: _Container, log: ContainerLog, voice: AppVoice, kind: str, started: float
     ) -> None:
         """Probe every period; readiness sets `ready`, liveness returns to have it restarted."""
-        clock, probe = self.kubelet.clock, container.spec[f"{kind}Probe"]
+        probe = container.spec[f"{kind}Probe"]
         period = probe.get("periodSeconds", 10)
         failure_threshold = probe.get("failureThreshold", 3)
         success_threshold = probe.get("successThreshold", 1)
-        await clock.sleep(probe.get("initialDelaySeconds", 0))
+        due = started + probe.get("initialDelaySeconds", 0)
         failures = successes = 0
         while True:
+            await self._until(due)
+            due += period
             failure = await self._probe(container, log, voice, probe, kind)
             if failure is None:
                 failures, successes = 0, successes + 1
-                if kind == "readiness" and not container.ready and successes >= success_threshold:
+                dying = (
+                    container.ends_at is not None and self.kubelet.world_now() >= container.ends_at
+                )
+                if (
+                    kind == "readiness"
+                    and not container.ready
+                    and successes >= success_threshold
+                    and not dying
+                ):
                     container.ready = True
                     self._publish()
             else:
@@ -682,7 +710,6 @@ class _PodWorker:
                     if container.ready:
                         container.ready = False
                         self._publish()
-            await clock.sleep(period)
 
     async def _probe(
         self, container: _Container, log: ContainerLog, voice: AppVoice, probe: Obj, kind: str
@@ -708,6 +735,10 @@ class _PodWorker:
         return f"HTTP probe failed with statuscode: {status}" if status >= 400 else None
 
     # status, events, waiting
+
+    async def _until(self, world_time: float) -> None:
+        """Sleep until a world-time reading (at once if it has passed)."""
+        await self.kubelet.clock.sleep(max(world_time - self.kubelet.world_now(), 0.0))
 
     async def _sleep(self, world_seconds: float) -> bool:
         """Sleep in world time; True if the pod was told to stop meanwhile."""

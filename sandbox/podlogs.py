@@ -137,15 +137,23 @@ class PodLogs:
         container: str | None = None,
         *,
         previous: bool = False,
+        tail_lines: int | None = None,
+        since_seconds: int | None = None,
+        since_time: datetime | None = None,
         timestamps: bool = False,
     ) -> AsyncIterator[str]:
-        """The lines written from this call on (each ending in a newline), until the instance exits.
+        """`read`'s lines, then each new line as it is written, until the instance exits.
 
-        Call it right after `read` with no await between, and the two join without a gap or a
-        repeat. The container is resolved here, so errors raise before any line is sent.
+        Lines end in a newline. Everything is resolved at call time: errors raise here, before
+        any line is sent, and no line written after the call is missed or repeated.
         """
         log = self._resolve(namespace, name, container, previous)
-        return _follow(log, log.total if log else 0, timestamps)
+        if log is None:
+            return _follow(None, [], 0, timestamps)
+        kept = _select(list(log.lines), tail_lines, _cutoff(since_seconds, since_time))
+        return _follow(
+            log, [_render(stamp, line, timestamps) for stamp, line in kept], log.total, timestamps
+        )
 
     def _resolve(
         self, namespace: str, name: str, container: str | None, previous: bool
@@ -237,7 +245,11 @@ def _render(stamp: int, line: str, timestamps: bool) -> str:
     return f"{rfc3339_nano(stamp)} {line}\n" if timestamps else f"{line}\n"
 
 
-async def _follow(log: ContainerLog | None, position: int, timestamps: bool) -> AsyncIterator[str]:
+async def _follow(
+    log: ContainerLog | None, backlog: list[str], position: int, timestamps: bool
+) -> AsyncIterator[str]:
+    for line in backlog:
+        yield line
     while log is not None:
         if log.total == position and not log.closed:
             await log._wakeup.wait()

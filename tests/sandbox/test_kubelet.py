@@ -501,16 +501,17 @@ async def test_logs_tail_since_timestamps_and_follow(store: ObjectStore, kubelet
 
     received: list[str] = []
     before = kubelet.logs.read(NS, "nova-logs", "nova", timestamps=True)
-    stream = kubelet.logs.follow(NS, "nova-logs", "nova", timestamps=True)
+    stream = kubelet.logs.follow(NS, "nova-logs", "nova", tail_lines=2, timestamps=True)
 
     async def follow() -> None:
         async for line in stream:
             received.append(line)
 
     follower = asyncio.create_task(follow())
-    await wait_for(lambda: len(received) >= 3, "followed lines")
+    await wait_for(lambda: len(received) >= 5, "followed lines")
     after = kubelet.logs.read(NS, "nova-logs", "nova", timestamps=True)
-    assert after.startswith(before + "".join(received))  # no gap, no repeat
+    expected = "".join(before.splitlines(keepends=True)[-2:]) + after[len(before) :]
+    assert expected.startswith("".join(received))  # the tail, then new lines: no gap, no repeat
     store.delete(PODS, NS, "nova-logs")
     await asyncio.wait_for(follower, timeout=5)
 
