@@ -439,8 +439,6 @@ class _PodWorker:
                 for container in self.containers:
                     group.create_task(self._container_loop(container))
             self._publish()
-        except asyncio.CancelledError:
-            raise
         except Exception:
             _log.exception("kubelet: pod %s/%s failed", self.namespace, self.name)
 

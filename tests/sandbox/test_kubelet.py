@@ -475,6 +475,7 @@ async def test_logs_tail_since_timestamps_and_follow(store: ObjectStore, kubelet
     assert all(RFC3339_NANO.match(line) for line in stamped)
     assert [line.split(" ", 1)[1] for line in stamped] == lines
     assert kubelet.logs.read(NS, "nova-logs", "nova", since_seconds=3600) == full
+    assert kubelet.logs.read(NS, "nova-logs", "nova", limit_bytes=20) == full[:20]
 
     parsed = [(stamp_ns(line), line.split(" ", 1)[1]) for line in stamped]
     sixth = datetime.fromisoformat(stamped[5].split(" ", 1)[0][:26] + "+00:00")
