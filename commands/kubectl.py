@@ -96,9 +96,19 @@ def template_without_hash(template: Obj) -> Obj:
     return template
 
 
+def _semantic(value: Any) -> Any:
+    """`value` without nulls, empty maps and empty lists (Kubernetes' semantic equality)."""
+    if isinstance(value, dict):
+        pruned = {key: _semantic(item) for key, item in value.items()}
+        return {key: item for key, item in pruned.items() if item not in (None, {}, [])}
+    if isinstance(value, list):
+        return [_semantic(item) for item in value]
+    return value
+
+
 def equal_ignore_hash(a: Obj, b: Obj) -> bool:
-    """Whether two pod templates are equal once `pod-template-hash` is removed from both."""
-    return template_without_hash(a) == template_without_hash(b)
+    """Whether two pod templates are semantically equal once `pod-template-hash` is removed."""
+    return _semantic(template_without_hash(a)) == _semantic(template_without_hash(b))
 
 
 def new_replicaset(deployment: Obj, replicasets: list[Obj]) -> Obj | None:

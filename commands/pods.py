@@ -22,6 +22,7 @@ FAILING_WAITING = frozenset(
     }
 )
 FAILING_TERMINATED = frozenset({"OOMKilled", "Error", "ContainerCannotRun"})
+PULL_FAILURES = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName"})
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,25 @@ class PodState:
     failure: str | None  # CrashLoopBackOff, ImagePullBackOff, OOMKilled, Error ...
     last_termination: str | None  # lastState.terminated.reason, e.g. OOMKilled
     terminating: bool
+    exit_code: int | None = None  # of the failing (or last) termination
+
+    @property
+    def reason(self) -> str | None:
+        """The failure as a rollout's reason: ImagePullBackOff, OOMKilled or CrashLoopBackOff.
+
+        A container that exits with an error is restarted into CrashLoopBackOff; one whose
+        last run was OOMKilled is reported as OOMKilled, its root cause.
+        """
+        cause = self.failure or self.last_termination
+        if cause is None:
+            return None
+        if cause in PULL_FAILURES:
+            return "ImagePullBackOff"
+        if "OOMKilled" in (self.failure, self.last_termination):
+            return "OOMKilled"
+        if cause in FAILING_TERMINATED or cause in ("CrashLoopBackOff", "RunContainerError"):
+            return "CrashLoopBackOff"
+        return cause
 
     @property
     def unhealthy(self) -> bool:
@@ -49,6 +69,8 @@ class PodState:
             return None
         what = self.failure or "not ready"
         details = []
+        if self.exit_code and self.failure in FAILING_TERMINATED:
+            details.append(f"exit code {self.exit_code}")
         if self.last_termination and self.last_termination != self.failure:
             details.append(f"last terminated: {self.last_termination}")
         if self.restarts:
@@ -80,6 +102,15 @@ def pod_state(pod: Obj) -> PodState:
         *(status.get("containerStatuses") or []),
     ]
     failure = next((f for s in statuses if (f := _container_failure(s))), None)
+    exit_code = next(
+        (
+            code
+            for s in statuses
+            for state in (s.get("state"), s.get("lastState"))
+            if (code := ((state or {}).get("terminated") or {}).get("exitCode"))
+        ),
+        None,
+    )
     last = next(
         (
             reason
@@ -101,4 +132,5 @@ def pod_state(pod: Obj) -> PodState:
         failure=failure,
         last_termination=last,
         terminating=bool(metadata.get("deletionTimestamp")),
+        exit_code=exit_code,
     )

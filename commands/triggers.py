@@ -86,7 +86,7 @@ class RollbackTriggers:
         if not pods or not all(pod.failure for pod in pods):
             return None
         detail = "; ".join(problem for pod in pods if (problem := pod.problem))
-        return Trigger("100% of new pods failing", detail, pods[0].failure)
+        return Trigger("100% of new pods failing", detail, pods[0].reason)
 
     def _restarting(self, pods: list[PodState], now: float) -> Trigger | None:
         for pod in pods:
@@ -105,5 +105,5 @@ class RollbackTriggers:
             since = self._unhealthy_since.get(pod.name)
             if since is not None and now - since > self.health_failure:
                 detail = f"{pod.problem}, for {human_seconds(now - since)}"
-                return Trigger(self.health_rule, detail, pod.failure)
+                return Trigger(self.health_rule, detail, pod.reason or "Unhealthy")
         return None

@@ -147,3 +147,11 @@ def test_label_selector_string() -> None:
         ],
     }
     assert kubectl.label_selector(selector) == "app=nova,tier in (api,web),!canary"
+
+
+def test_template_equality_is_semantic() -> None:
+    bare = template("v1")
+    padded = template("v1", "abc")
+    padded["metadata"]["annotations"] = {}
+    padded["spec"]["containers"][0]["env"] = []
+    assert kubectl.equal_ignore_hash(bare, padded)
