@@ -55,9 +55,9 @@ def seed_cluster(store: ObjectStore, services: tuple[ServiceSeed, ...] = SERVICE
         seed_service(store, service)
 
 
-def sidecar_registry_images() -> dict[str, list[str]]:
-    """Repository -> tags the registry must hold for the seeded sidecars."""
-    images: dict[str, list[str]] = {}
+def registry_images(services: tuple[ServiceSeed, ...] = SERVICE_SEEDS) -> dict[str, list[str]]:
+    """Repository -> tags the registry must hold for the seeded cluster, sidecars included."""
+    images = {service.name: list(service.tags) for service in services}
     for image in SIDECAR_IMAGES.values():
         repository, _, tag = image.removeprefix(f"{REGISTRY_HOST}/").partition(":")
         images.setdefault(repository, []).append(tag)

@@ -7,7 +7,7 @@ maxUnavailable as pods become available, Recreate scales old pods away first, re
 changes scale proportionally, paused Deployments only scale, and the status carries the
 `Available` and `Progressing` conditions kubectl reads, with progressDeadlineSeconds counted
 in world time. ReplicaSets keep their pod count, preferring to delete pods that are not
-ready and newest; a deleted pod stays `Terminating` for a moment of world time.
+ready and newest; a deleted pod stays `Terminating` until the kubelet has stopped it.
 
 Each controller is a work queue fed by store notifications (coalesced per object, one sync at
 a time on the event loop) with a periodic resync; a sync that fails (409 after a concurrent
@@ -32,8 +32,8 @@ from typing import Any
 
 from sandbox.clock import WorldClock
 from sandbox.events import record_event
-from sandbox.resources import DEPLOYMENTS, PODS, REPLICASETS
-from sandbox.scheduler import Scheduler
+from sandbox.resources import DEPLOYMENTS, PODS, REPLICASETS, ResourceType
+from sandbox.scheduler import Scheduler, peek
 from sandbox.selectors import Predicate, label_selector, selector_to_string
 from sandbox.store import ApiError, Change, ObjectStore, now_rfc3339
 
@@ -62,8 +62,9 @@ SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 MAX_REVISION_HISTORY_CHARS = 2000
 DEFAULT_REVISION_HISTORY_LIMIT = 10
 DEFAULT_PROGRESS_DEADLINE = 600
-TERMINATION_SECONDS = 2.0  # world seconds a scaled-down pod shows as Terminating
+DEFAULT_GRACE_SECONDS = 30
 BURST_REPLICAS = 500
+TEMPLATE_CACHE_SIZE = 4096
 MIN_RESYNC_REAL_SECONDS = 1.0  # the resync is a safety net; deadlines have their own timers
 
 AVAILABLE, PROGRESSING = "Available", "Progressing"
@@ -105,6 +106,12 @@ def _rfc3339_in(seconds: float) -> str:
 
 def _key(obj: Obj) -> Key:
     return obj["metadata"].get("namespace") or "", obj["metadata"]["name"]
+
+
+def _all_keys(store: ObjectStore, resource: ResourceType) -> list[Key]:
+    keys: list[Key] = []
+    peek(store, resource, lambda obj: keys.append(_key(obj)))
+    return keys
 
 
 def _uid(obj: Obj) -> str:
@@ -157,6 +164,24 @@ def selector_predicate(selector: Obj | None) -> Predicate:
     return label_selector(
         selector_to_string(selector.get("matchLabels"), selector.get("matchExpressions"))
     )
+
+
+def owned(store: ObjectStore, resource: ResourceType, owner: Obj, selector: Obj) -> list[Obj]:
+    """What `owner` controls among the objects its selector matches, as stored: read only."""
+    matches = selector_predicate(selector)
+    found: list[Obj] = []
+
+    def note(obj: Obj) -> None:
+        if matches(obj) and _owned_by(obj, owner):
+            found.append(obj)
+
+    peek(store, resource, note, owner["metadata"]["namespace"])
+    return found
+
+
+def _editable(obj: Obj) -> Obj:
+    """A copy of a workload whose metadata and top-level spec fields may be changed."""
+    return {**obj, "metadata": copy.deepcopy(obj["metadata"]), "spec": dict(obj["spec"])}
 
 
 def _by_creation(objs: Iterable[Obj]) -> list[Obj]:
@@ -287,17 +312,16 @@ def new_rs_new_replicas(deployment: Obj, all_rss: list[Obj], new_rs: Obj) -> int
     return spec_replicas(new_rs) + min(max_total - current, desired - spec_replicas(new_rs))
 
 
-def find_new_replica_set(deployment: Obj, replica_sets: list[Obj]) -> Obj | None:
+def _rs_template(rs: Obj) -> Obj:
+    return _without_hash(rs["spec"]["template"])
+
+
+def find_new_replica_set(
+    deployment: Obj, replica_sets: list[Obj], template_of: Callable[[Obj], Obj] = _rs_template
+) -> Obj | None:
     """The oldest ReplicaSet whose template is the Deployment's (ignoring the hash)."""
     template = _without_hash(deployment["spec"]["template"])
-    return next(
-        (
-            rs
-            for rs in _by_creation(replica_sets)
-            if _without_hash(rs["spec"]["template"]) == template
-        ),
-        None,
-    )
+    return next((rs for rs in _by_creation(replica_sets) if template_of(rs) == template), None)
 
 
 def _annotation_int(rs: Obj, name: str) -> int | None:
@@ -659,7 +683,7 @@ class ReplicaSetReconciler(Reconciler):
         return keys
 
     def all_keys(self) -> Iterable[Key]:
-        return [_key(rs) for rs in self.store.list(REPLICASETS)]
+        return _all_keys(self.store, REPLICASETS)
 
     async def stop(self) -> None:
         await super().stop()
@@ -679,10 +703,7 @@ class ReplicaSetReconciler(Reconciler):
         self._update_status(rs, active)
 
     def _owned_pods(self, rs: Obj) -> list[Obj]:
-        pods = self.store.list(
-            PODS, rs["metadata"]["namespace"], selector_predicate(rs["spec"].get("selector"))
-        )
-        return [pod for pod in pods if _owned_by(pod, rs)]
+        return owned(self.store, PODS, rs, rs["spec"].get("selector") or {})
 
     def _manage(self, rs: Obj, active: list[Obj]) -> bool:
         diff = len(active) - spec_replicas(rs)
@@ -729,10 +750,15 @@ class ReplicaSetReconciler(Reconciler):
         )
 
     def _terminate(self, rs: Obj, pod: Obj) -> None:
-        grace = int((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
-        pod["metadata"]["deletionTimestamp"] = _rfc3339_in(self.clock.real(grace))
-        pod["metadata"]["deletionGracePeriodSeconds"] = grace
-        terminating = self.store.update(PODS, pod)
+        """Delete a pod as the API server does: at once when unbound, else gracefully."""
+        if (pod.get("spec") or {}).get("nodeName"):
+            pod = {**pod, "metadata": dict(pod["metadata"])}
+            grace = int(pod["spec"].get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS))
+            pod["metadata"]["deletionTimestamp"] = _rfc3339_in(self.clock.real(grace))
+            pod["metadata"]["deletionGracePeriodSeconds"] = grace
+            self._schedule_removal(self.store.update(PODS, pod), self.clock.real(grace))
+        else:
+            self.store.delete(PODS, *_key(pod))
         record_event(
             self.store,
             rs,
@@ -740,18 +766,18 @@ class ReplicaSetReconciler(Reconciler):
             f"Deleted pod: {pod['metadata']['name']}",
             component=REPLICASET_COMPONENT,
         )
-        self._schedule_removal(terminating)
 
-    def _schedule_removal(self, pod: Obj) -> None:
-        """Remove a terminating pod once its containers would have stopped."""
+    def _schedule_removal(self, pod: Obj, delay: float | None = None) -> None:
+        """Remove a terminating pod when its grace period ends (`delay` real seconds, else by
+        its deletionTimestamp), should no kubelet have done so well before."""
         uid = _uid(pod)
         if uid in self._reaping:
             return
         self._reaping.add(uid)
-        remaining = parse_time(pod["metadata"]["deletionTimestamp"]) - time.time()
-        delay = max(0.0, min(remaining, self.clock.real(TERMINATION_SECONDS)))
+        if delay is None:
+            delay = parse_time(pod["metadata"]["deletionTimestamp"]) - time.time()
         namespace, name = _key(pod)
-        self.call_later(delay, lambda: self._remove_pod(namespace, name, uid))
+        self.call_later(max(delay, 0.0), lambda: self._remove_pod(namespace, name, uid))
 
     def _remove_pod(self, namespace: str, name: str, uid: str) -> None:
         self._reaping.discard(uid)
@@ -812,6 +838,17 @@ class DeploymentReconciler(Reconciler):
         super().__init__(store, clock, resync_seconds)
         # When this controller last wrote progress: key -> (uid, lastUpdateTime, loop time).
         self._progress_marks: dict[Key, tuple[str, str, float]] = {}
+        self._templates: dict[tuple[str, int], Obj] = {}
+
+    def template_of(self, rs: Obj) -> Obj:
+        """A ReplicaSet's template without the hash, remembered per spec generation."""
+        key = (_uid(rs), rs["metadata"].get("generation", 0))
+        template = self._templates.get(key)
+        if template is None:
+            if len(self._templates) > TEMPLATE_CACHE_SIZE:
+                self._templates.clear()
+            template = self._templates[key] = _rs_template(rs)
+        return template
 
     def keys_for(self, change: Change) -> Iterable[Key]:
         if change.resource is DEPLOYMENTS:
@@ -828,7 +865,7 @@ class DeploymentReconciler(Reconciler):
         return []
 
     def all_keys(self) -> Iterable[Key]:
-        return [_key(d) for d in self.store.list(DEPLOYMENTS)]
+        return _all_keys(self.store, DEPLOYMENTS)
 
     def sync(self, key: Key) -> None:
         deployment = self.store.find(DEPLOYMENTS, *key)
@@ -921,11 +958,8 @@ class DeploymentSync:
             self._rollout_recreate()
 
     def _owned_replica_sets(self) -> list[Obj]:
-        namespace = self.d["metadata"]["namespace"]
-        found = self.store.list(
-            REPLICASETS, namespace, selector_predicate(self.d["spec"]["selector"])
-        )
-        return [rs for rs in found if _owned_by(rs, self.d)]
+        """The Deployment's ReplicaSets as stored (read only: `_editable` before a change)."""
+        return owned(self.store, REPLICASETS, self.d, self.d["spec"]["selector"])
 
     def _selecting_all(self) -> None:
         self._event(
@@ -978,7 +1012,7 @@ class DeploymentSync:
     # replica sets and revisions (getAllReplicaSetsAndSyncRevision)
 
     def _sync_revision(self, create: bool) -> None:
-        existing = find_new_replica_set(self.d, self.rs_list)
+        existing = find_new_replica_set(self.d, self.rs_list, self.reconciler.template_of)
         self.new_uid = _uid(existing) if existing else None
         new_revision = max_revision(self.old_rss) + 1
         if existing is not None:
@@ -987,7 +1021,7 @@ class DeploymentSync:
             self._create_new_rs(new_revision)
 
     def _sync_existing_new_rs(self, rs: Obj, new_revision: int) -> None:
-        rs = copy.deepcopy(rs)
+        rs = _editable(rs)
         changed = set_new_rs_annotations(self.d, rs, new_revision, exists=True)
         min_ready = self.d["spec"].get("minReadySeconds") or 0
         if changed or (rs["spec"].get("minReadySeconds") or 0) != min_ready:
@@ -1087,7 +1121,7 @@ class DeploymentSync:
         old_scale = spec_replicas(rs)
         desired = spec_replicas(self.d)
         maximum = desired + max_surge(self.d)
-        rs = copy.deepcopy(rs)
+        rs = _editable(rs)
         annotations_changed = set_replicas_annotations(rs, desired, maximum)
         if old_scale == new_scale and not annotations_changed:
             return False
@@ -1287,15 +1321,10 @@ class DeploymentSync:
     def _old_pods_running(self) -> bool:
         if sum(status_count(rs, "replicas") for rs in self.old_rss) > 0:
             return True
-        old_uids = {_uid(rs) for rs in self.old_rss}
-        pods = self.store.list(
-            PODS, self.d["metadata"]["namespace"], selector_predicate(self.d["spec"]["selector"])
-        )
         return any(
-            (ref := controller_of(pod)) is not None
-            and ref.get("uid") in old_uids
-            and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-            for pod in pods
+            (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+            for rs in self.old_rss
+            for pod in owned(self.store, PODS, rs, self.d["spec"]["selector"])
         )
 
     # history

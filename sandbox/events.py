@@ -28,19 +28,23 @@ def record_event(
     namespace = meta.get("namespace") or "default"
     event_type = "Warning" if warning else "Normal"
     now = now_rfc3339()
-    for existing in store.list(EVENTS, namespace):
+
+    def is_repeat(existing: dict[str, Any]) -> bool:
         ref = existing["involvedObject"]
-        if (
+        return (
             ref.get("uid") == meta.get("uid")
             and ref.get("fieldPath") == field_path
             and existing["reason"] == reason
             and existing["message"] == message
             and existing["type"] == event_type
-        ):
-            existing["count"] = existing.get("count", 1) + 1
-            existing["lastTimestamp"] = now
-            store.update(EVENTS, existing)
-            return
+        )
+
+    # The store filters before copying: only a repeat is copied, not every event.
+    for existing in store.list(EVENTS, namespace, is_repeat):
+        existing["count"] = existing.get("count", 1) + 1
+        existing["lastTimestamp"] = now
+        store.update(EVENTS, existing)
+        return
     reference: dict[str, Any] = {
         "kind": involved["kind"],
         "namespace": namespace,

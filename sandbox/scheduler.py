@@ -15,10 +15,12 @@ import asyncio
 import logging
 import random
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sandbox.events import record_event
-from sandbox.resources import NODES, PODS
+from sandbox.resources import NODES, PODS, ResourceType
 from sandbox.store import ApiError, Change, ObjectStore, now_rfc3339
 
 Obj = dict[str, Any]
@@ -29,6 +31,44 @@ HASH_LABEL = "pod-template-hash"
 _TERMINAL_PHASES = ("Succeeded", "Failed")
 
 log = logging.getLogger(__name__)
+
+
+def peek(
+    store: ObjectStore,
+    resource: ResourceType,
+    visit: Callable[[Obj], None],
+    namespace: str | None = None,
+) -> None:
+    """Call `visit` on every stored object without the copies `list` makes (read only)."""
+    store.list(resource, namespace, lambda obj: visit(obj) is not None)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a pod runs, and which service's pods it counts with."""
+
+    namespace: str
+    node: str
+    service: frozenset[tuple[str, str]]
+
+
+def _placement(pod: Obj, node: str) -> Placement:
+    labels = dict(pod["metadata"].get("labels") or {})
+    labels.pop(HASH_LABEL, None)
+    return Placement(pod["metadata"].get("namespace", ""), node, frozenset(labels.items()))
+
+
+def placements(store: ObjectStore) -> list[Placement]:
+    """Every bound pod that has not finished."""
+    found: list[Placement] = []
+
+    def note(pod: Obj) -> None:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node and (pod.get("status") or {}).get("phase") not in _TERMINAL_PHASES:
+            found.append(_placement(pod, node))
+
+    peek(store, PODS, note)
+    return found
 
 
 def needs_node(pod: Obj) -> bool:
@@ -130,31 +170,17 @@ def misfit(pod: Obj, node: Obj) -> str | None:
     return None
 
 
-def _service_labels(pod: Obj) -> dict[str, str]:
-    labels = dict(pod["metadata"].get("labels") or {})
-    labels.pop(HASH_LABEL, None)
-    return labels
-
-
-def choose_node(pod: Obj, nodes: list[Obj], pods: list[Obj]) -> str | None:
+def choose_node(pod: Obj, nodes: list[Obj], placed: list[Placement]) -> str | None:
     """The node to bind the pod to, or None when no node fits."""
     fitting = [node["metadata"]["name"] for node in nodes if misfit(pod, node) is None]
     if not fitting:
         return None
-    namespace, siblings = pod["metadata"].get("namespace"), _service_labels(pod)
-    placed = [
-        other
-        for other in pods
-        if (other.get("spec") or {}).get("nodeName")
-        and (other.get("status") or {}).get("phase") not in _TERMINAL_PHASES
-    ]
-    total = Counter(other["spec"]["nodeName"] for other in placed)
+    mine = _placement(pod, "")
+    total = Counter(p.node for p in placed)
     same_service = Counter(
-        other["spec"]["nodeName"]
-        for other in placed
-        if siblings
-        and other["metadata"].get("namespace") == namespace
-        and _service_labels(other) == siblings
+        p.node
+        for p in placed
+        if mine.service and (p.namespace, p.service) == (mine.namespace, mine.service)
     )
     best = min((same_service[name], total[name]) for name in fitting)
     return random.choice([name for name in fitting if (same_service[name], total[name]) == best])
@@ -218,31 +244,34 @@ class Scheduler:
         self._handle = None
         if not self._running:
             return
-        pods = self.store.list(PODS)
         if self._rescan:
             self._rescan = False
-            self._pending.update(
-                (pod["metadata"]["namespace"], pod["metadata"]["name"])
-                for pod in pods
-                if needs_node(pod)
-            )
+            peek(self.store, PODS, self._note_if_unbound)
         pending, self._pending = sorted(self._pending), set()
-        nodes = self.store.list(NODES)
+        nodes, placed = self.store.list(NODES), placements(self.store)
         for namespace, name in pending:
             pod = self.store.find(PODS, namespace, name)
             if pod is None or not needs_node(pod):
                 continue
             try:
-                pods.append(self._schedule(pod, nodes, pods))
+                node = self._schedule(pod, nodes, placed)
+                if node is not None:
+                    placed.append(_placement(pod, node))
             except ApiError as error:
                 log.debug("scheduling %s/%s: %s; retrying", namespace, name, error.message)
                 self._pending.add((namespace, name))
                 self._wake()
 
-    def _schedule(self, pod: Obj, nodes: list[Obj], pods: list[Obj]) -> Obj:
-        node = choose_node(pod, nodes, pods)
+    def _note_if_unbound(self, pod: Obj) -> None:
+        if needs_node(pod):
+            self._pending.add((pod["metadata"]["namespace"], pod["metadata"]["name"]))
+
+    def _schedule(self, pod: Obj, nodes: list[Obj], placed: list[Placement]) -> str | None:
+        """Bind the pod; the node's name, or None when it had to be marked unschedulable."""
+        node = choose_node(pod, nodes, placed)
         if node is None:
-            return self._mark_unschedulable(pod, nodes)
+            self._mark_unschedulable(pod, nodes)
+            return None
         pod["spec"]["nodeName"] = node
         bound = self.store.update(PODS, pod)
         bound["status"] = _with_scheduled_condition(bound.get("status") or {}, "True")
@@ -255,9 +284,9 @@ class Scheduler:
             f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}",
             component=SCHEDULER_NAME,
         )
-        return bound
+        return node
 
-    def _mark_unschedulable(self, pod: Obj, nodes: list[Obj]) -> Obj:
+    def _mark_unschedulable(self, pod: Obj, nodes: list[Obj]) -> None:
         message = unschedulable_message(pod, nodes)
         current = next(
             (
@@ -268,7 +297,7 @@ class Scheduler:
             None,
         )
         if current is not None and current.get("message") == message:
-            return pod
+            return
         pod["status"] = _with_scheduled_condition(
             pod.get("status") or {}, "False", "Unschedulable", message
         )
@@ -276,7 +305,6 @@ class Scheduler:
         record_event(
             self.store, updated, "FailedScheduling", message, warning=True, component=SCHEDULER_NAME
         )
-        return updated
 
 
 def _with_scheduled_condition(

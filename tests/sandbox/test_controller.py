@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 
 from sandbox import seed
 from sandbox.clock import WorldClock
-from sandbox.cluster_seed import SEED_NOTE, seed_cluster
+from sandbox.cluster_seed import SEED_NOTE, registry_images, seed_cluster
 from sandbox.controller import (
     CHANGE_CAUSE,
     HASH_LABEL,
@@ -32,6 +32,8 @@ from sandbox.controller import (
     resolve_fenceposts,
     scaled_value,
 )
+from sandbox.kubelet import Kubelet
+from sandbox.registry import RegistryProcess, seed_images
 from sandbox.resources import DEPLOYMENTS, EVENTS, NODES, PODS, REPLICASETS
 from sandbox.store import Change, ObjectStore, now_rfc3339
 
@@ -91,10 +93,12 @@ class FakeKubelet:
 class Cluster:
     """The seeded store with the controllers and the stand-in kubelet running."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, speed: float = SPEED, services: tuple[seed.ServiceSeed, ...] = seed.SERVICES
+    ) -> None:
         self.store = ObjectStore()
-        self.clock = WorldClock(SPEED)
-        seed_cluster(self.store)
+        self.clock = WorldClock(speed)
+        seed_cluster(self.store, services)
         self.kubelet = FakeKubelet(self.store, self.clock)
         self.controller = DeploymentController(self.store, self.clock)
 
@@ -203,13 +207,15 @@ async def cluster() -> AsyncIterator[Cluster]:
         await running.controller.stop()
 
 
-async def settled(cluster: Cluster, name: str) -> Obj:
+async def settled(cluster: Cluster, name: str, timeout: float = 5.0) -> Obj:
+    """The Deployment once rolled out with no pod left over."""
     return await wait_for(
         lambda: (
             rollout_status(d := cluster.deployment(name)) == "done"
             and len(cluster.pods(name, terminating=True)) == d["spec"]["replicas"]
             and d
-        )
+        ),
+        timeout,
     )
 
 
@@ -616,3 +622,88 @@ async def test_stop_cancels_everything(cluster: Cluster) -> None:
     await asyncio.sleep(0.05)
     assert cluster.store.resource_version == before + 1
     assert not [t for t in asyncio.all_tasks() if t.get_name().endswith(("-worker", "-resync"))]
+
+
+# -- with the sandbox's kubelet and Debian's registry --------------------------------------
+
+KUBELET_SPEED = 200.0
+LIVE_SERVICES = tuple(s for s in seed.SERVICES if s.name in ("gateway", "nova", "claude-pod"))
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    """The seeded cluster's images in a real registry, shared by the module's tests."""
+    process = RegistryProcess(tmp_path_factory.mktemp("registry"))
+    asyncio.run(process.start())
+    try:
+        asyncio.run(seed_images(process.url, registry_images(LIVE_SERVICES)))
+        yield process
+    finally:
+        asyncio.run(process.stop())
+
+
+@pytest.fixture
+async def live(registry: RegistryProcess) -> AsyncIterator[Cluster]:
+    """The seeded cluster run by the controllers and the sandbox's real kubelet."""
+    running = Cluster(KUBELET_SPEED, LIVE_SERVICES)
+    running.kubelet.active = False
+    kubelet = Kubelet(running.store, running.clock, registry.url)
+    kubelet.start()
+    running.controller.start()
+    try:
+        yield running
+    finally:
+        await running.controller.stop()
+        await kubelet.stop()
+
+
+async def test_with_the_kubelet_a_rollout_completes(live: Cluster) -> None:
+    name = "gateway"
+    await settled(live, name, timeout=10)
+    live.set_image(name, "v2.2.0")
+    deployment = await settled(live, name, timeout=10)
+    new = live.revisions(name)[3]
+    assert condition(deployment, "Progressing")["reason"] == "NewReplicaSetAvailable"
+    pods = live.pods(name, terminating=True)
+    assert {p["metadata"]["labels"][HASH_LABEL] for p in pods} == {
+        new["metadata"]["labels"][HASH_LABEL]
+    }
+    assert all(is_pod_ready(p) for p in pods)
+    assert any(m.startswith("Stopping container ") for m in live.events("Killing"))
+
+
+async def test_with_the_kubelet_a_crash_loop_misses_the_deadline_and_undo_recovers(
+    live: Cluster,
+) -> None:
+    name = "nova"
+    await settled(live, name, timeout=10)
+
+    def short_deadline(deployment: Obj) -> None:
+        deployment["spec"]["progressDeadlineSeconds"] = 120
+
+    live.change(name, short_deadline)
+    live.set_image(name, "v2-broken")
+    deployment = await wait_for(
+        lambda: rollout_status(d := live.deployment(name)) == "exceeded" and d, timeout=10
+    )
+    assert condition(deployment, "Available")["status"] == "True"
+    assert any(e["reason"] == "BackOff" for e in live.store.list(EVENTS, NS))
+
+    live.undo_to(name, 2)
+    deployment = await settled(live, name, timeout=10)
+    assert condition(deployment, "Progressing")["reason"] == "NewReplicaSetAvailable"
+    assert sorted(live.revisions(name)) == [1, 3, 4]
+
+
+async def test_with_the_kubelet_a_missing_image_misses_the_deadline(live: Cluster) -> None:
+    name = "claude-pod"
+    await settled(live, name, timeout=10)
+
+    def short_deadline(deployment: Obj) -> None:
+        deployment["spec"]["progressDeadlineSeconds"] = 120
+
+    live.change(name, short_deadline)
+    live.set_image(name, "v9.9.9")
+    await wait_for(lambda: rollout_status(live.deployment(name)) == "exceeded", timeout=10)
+    reasons = {e["reason"] for e in live.store.list(EVENTS, NS)}
+    assert "Failed" in reasons
