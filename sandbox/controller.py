@@ -584,6 +584,7 @@ class Reconciler(ABC):
         self._dirty.clear()
 
     def enqueue(self, key: Key) -> None:
+        """Mark `key` for a sync; repeated marks before it runs make one sync."""
         if self._running:
             self._dirty[key] = None
             self._wake.set()
@@ -943,6 +944,7 @@ class DeploymentSync:
     # the pass
 
     def run(self) -> None:
+        """Scale, roll out or only report, as the Deployment's state asks."""
         spec = self.d["spec"]
         selector = spec.get("selector") or {}
         if not selector.get("matchLabels") and not selector.get("matchExpressions"):
