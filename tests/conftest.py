@@ -1,0 +1,40 @@
+"""Fixtures every suite shares: one real registry per session, and a running sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox.cluster import Sandbox
+from sandbox.cluster_seed import registry_images
+from sandbox.registry import RegistryProcess, seed_images
+
+SANDBOX_SPEED = 20.0
+
+
+@pytest.fixture(scope="session")
+def shared_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    """Debian's docker-registry, started and seeded once for the whole test session."""
+    registry = RegistryProcess(tmp_path_factory.mktemp("registry"))
+
+    async def start() -> None:
+        await registry.start()
+        await seed_images(registry.url, registry_images())
+
+    asyncio.run(start())
+    try:
+        yield registry
+    finally:
+        asyncio.run(registry.stop())
+
+
+@pytest.fixture
+async def sandbox(shared_registry: RegistryProcess, tmp_path: Path) -> AsyncIterator[Sandbox]:
+    """A fresh seeded HolmOS cluster (API server, controllers, kubelet, backup, health)."""
+    async with Sandbox(
+        tmp_path / "sandbox", SANDBOX_SPEED, registry=shared_registry, probe_timeout=1.0
+    ) as running:
+        yield running
