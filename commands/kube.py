@@ -99,14 +99,15 @@ def _os_reason(exc: BaseException) -> str:
     return text.rsplit(": ", 1)[-1] if ": " in text else text or type(exc).__name__
 
 
-def _status_message(body: str | None, fallback: str) -> str:
-    """The `message` of a Kubernetes `Status` body, else the body or the HTTP reason."""
-    if body:
-        try:
-            return str(json.loads(body).get("message") or fallback)
-        except (ValueError, AttributeError):
-            return body.strip()[:300] or fallback
-    return fallback
+def _status_message(body: str | None) -> str:
+    """The `message` of a Kubernetes `Status` body, else the body itself (shortened), or ""."""
+    if not body:
+        return ""
+    try:
+        message = json.loads(body).get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message) if message else body.strip()[:300]
 
 
 def _with_precondition(patch: Obj | list[Obj], resource_version: str | None) -> Obj | list[Obj]:
@@ -326,16 +327,17 @@ class Kube:
         if status == 0:
             detail = reason.splitlines()[-1] if reason else "no answer"
             return KubeUnavailable(f"Kubernetes API at {self.server} is unreachable ({detail})")
-        message = _status_message(exc.body, reason or f"HTTP {status}")
+        message = _status_message(exc.body)
+        answered = f"Kubernetes API at {self.server} answered {status} {reason}".rstrip()
+        if message and message != reason:
+            answered += f": {message}"
         if status == 401:
-            message = f"Kubernetes API at {self.server} refused the credentials: {message}"
+            return Forbidden(f"{answered} (the credentials were refused)", status)
         if status in _BY_STATUS:
-            return _BY_STATUS[status](message, status)
+            return _BY_STATUS[status](message or answered, status)
         if status >= 500:
-            return ServerError(
-                f"Kubernetes API at {self.server} answered {status} {reason}: {message}", status
-            )
-        return KubeError(f"Kubernetes API at {self.server} answered {status}: {message}", status)
+            return ServerError(answered, status)
+        return KubeError(answered, status)
 
 
 class WatchStream:

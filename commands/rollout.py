@@ -276,7 +276,10 @@ class Rollouts:
         self, service: str, who: str, platform: str, deployment: Obj
     ) -> _Change:
         if deployment["spec"].get("paused"):
-            raise _refusal("can't restart paused deployment (run rollout resume first)")
+            raise _refusal(
+                f'deployments.apps "{service}" can\'t restart paused deployment '
+                "(run rollout resume first)"
+            )
         cause = f"holmbot restart {service} by {who} via {platform}"
         now = kubectl.rfc3339_now()
         patch = {
