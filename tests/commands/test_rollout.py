@@ -13,7 +13,7 @@ import itertools
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import aiohttp
 import pytest
@@ -33,8 +33,15 @@ from tests.kubectl import kubectl as run_kubectl
 
 NS = "holm"
 REGISTRY_HOST = "10.110.67.87:5000"
-ALICE = {"who": "console:alice", "platform": "console"}
-BOB = {"who": "console:bob", "platform": "console"}
+
+
+class Asker(TypedDict):
+    who: str
+    platform: str
+
+
+ALICE: Asker = {"who": "console:alice", "platform": "console"}
+BOB: Asker = {"who": "console:bob", "platform": "console"}
 POLICY = RolloutConfig(timeout_seconds=60, health_failure_seconds=5)
 LIMIT = 60.0  # seconds any one tracked operation may take in a test
 
@@ -274,6 +281,52 @@ async def test_a_leak_after_the_rollout_is_caught_while_verifying(
     assert final.reason == "OOMKilled"
     assert final.rolled_back_to == 3
     assert current_image(sandbox, "pulse") == image("pulse", "v1.2")
+
+
+async def test_progress_deadline_exceeded_ends_tracking_like_kubectl(
+    sandbox: Any, registry: RegistryClient
+) -> None:
+    shortened = await run_kubectl(
+        sandbox.kubeconfig,
+        *("-n", NS, "patch", "deployment/registry-ui"),
+        *("-p", '{"spec":{"progressDeadlineSeconds":40}}'),
+    )
+    assert shortened.code == 0, shortened.stderr
+    policy = RolloutConfig(timeout_seconds=60, health_failure_seconds=60)
+    bot = await Bot.start(sandbox.kubeconfig, registry.tags, policy)
+    try:
+        updates, final = await finish(await bot.rollouts.deploy("registry-ui", "v1.1", **ALICE))
+    finally:
+        await bot.stop()
+
+    assert not final.ok
+    assert final.reason == "ProgressDeadlineExceeded"
+    assert final.message.startswith(
+        'deploy registry-ui:v1.1 failed: deployment "registry-ui" exceeded its progress deadline'
+    )
+    assert any("registry-ui-" in p and "not ready" in p for u in updates for p in u.problems)
+    status = await run_kubectl(
+        sandbox.kubeconfig, "-n", NS, "rollout", "status", "deployment/registry-ui"
+    )
+    assert status.stderr.strip() == 'error: deployment "registry-ui" exceeded its progress deadline'
+
+
+async def test_tracking_gives_up_after_the_rollout_timeout(
+    sandbox: Any, registry: RegistryClient
+) -> None:
+    policy = RolloutConfig(timeout_seconds=0.5, health_failure_seconds=60)
+    bot = await Bot.start(sandbox.kubeconfig, registry.tags, policy)
+    try:
+        _, final = await finish(await bot.rollouts.deploy("registry-ui", "v1.1", **ALICE))
+        assert bot.tracker.running("registry-ui") is None
+    finally:
+        await bot.stop()
+
+    assert not final.ok
+    assert final.reason == "timeout"
+    assert final.message.startswith(
+        'deploy registry-ui:v1.1 failed: timed out after 0.5s: Waiting for deployment "registry-ui"'
+    )
 
 
 # --- concurrency ----------------------------------------------------------------------------
