@@ -24,6 +24,8 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from commands.policy import AccessConfig
+
 ENV_PREFIX = "HOLMBOT_"
 ENV_NESTED_DELIMITER = "__"
 CONFIG_PATH_ENV = "HOLMBOT_CONFIG"
@@ -175,6 +177,7 @@ class Config(BaseSettings):
     health: HealthConfig = HealthConfig()
     rollout: RolloutConfig = RolloutConfig()
     protected_services: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    access: AccessConfig = AccessConfig()
     state_dir: Path = Field(default_factory=_default_state_dir)
 
     _check_namespace = field_validator("namespace")(_dns_label)
