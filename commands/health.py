@@ -27,7 +27,7 @@ from commands.probes import ProbeFailed, ProbeResult, aggregator_verdict, probe,
 Obj = dict[str, Any]
 HOT_SPOTS = 5
 MAX_EVENTS = 5
-MAX_PROBLEMS = 15
+MAX_SECTION_LINES = 6  # problems shown per overview section; the rest are counted
 
 
 async def _api(kube: Kube, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -300,6 +300,12 @@ class _Section:
     summary: str
     problems: list[str]
 
+    def shown(self) -> list[str]:
+        """The first problems, and how many more there are."""
+        more = len(self.problems) - MAX_SECTION_LINES
+        extra = [f"and {more} more ({self.name})"] if more > 0 else []
+        return self.problems[:MAX_SECTION_LINES] + extra
+
 
 def _nodes_section(listing: Obj) -> _Section:
     nodes = listing.get("items") or []
@@ -343,7 +349,7 @@ def _pods_section(pods: list[Obj], threshold: int) -> _Section:
             f"{s.name} {s.restarts}" + (f" ({s.last_termination})" if s.last_termination else "")
             for s in hot[:HOT_SPOTS]
         )
-        problems.append(f"restart hot spots: {spots}")
+        problems.insert(0, f"restart hot spots: {spots}")
     running = sum(1 for pod in pods if _pod_status(pod) == "Running")
     return _Section("pods", f"{running}/{len(pods)} running", problems)
 
@@ -426,13 +432,10 @@ async def cluster_overview(kube: Kube, config: Config) -> Reply:
         tone, title = Tone.WARNING, f"{config.namespace}: {count} problem{'s' * (count > 1)}"
     else:
         tone, title = Tone.SUCCESS, f"{config.namespace}: all healthy"
-    shown = problems[:MAX_PROBLEMS]
-    if len(problems) > MAX_PROBLEMS:
-        shown.append(f"and {len(problems) - MAX_PROBLEMS} more")
     return Reply(
         title=title,
         tone=tone,
-        lines=shown,
+        lines=[line for section in sections for line in section.shown()],
         fields=[ReplyField(name=s.name, value=s.summary) for s in sections],
     )
 

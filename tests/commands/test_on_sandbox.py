@@ -1,0 +1,171 @@
+"""The command layer's read-side commands against the whole running sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from commands.backup import BackupClient, run_backup_command
+from commands.config import Config, load_config
+from commands.health import show_health
+from commands.kube import Kube
+from commands.logs import show_logs
+from commands.models import FinalResult, Reply, Tone
+from commands.parser import parse_command
+from sandbox.cluster import Sandbox
+from sandbox.resources import PODS
+
+PROBE_TIMEOUT = 1.0
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """Wait (bounded) until `check()` returns something truthy; return it."""
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.1)
+    return result
+
+
+def pods(sandbox: Sandbox, app: str) -> list[dict[str, Any]]:
+    return sandbox.store.list(PODS, "holm", lambda p: p["metadata"]["labels"].get("app") == app)
+
+
+def running(sandbox: Sandbox, app: str, count: int) -> bool:
+    states = [
+        s.get("state", {})
+        for p in pods(sandbox, app)
+        for s in p.get("status", {}).get("containerStatuses") or []
+    ]
+    return len(states) >= count and all("running" in state for state in states)
+
+
+def oomkilled(sandbox: Sandbox, app: str) -> bool:
+    return any(
+        (s.get("lastState") or {}).get("terminated", {}).get("reason") == "OOMKilled"
+        for p in pods(sandbox, app)
+        for s in p.get("status", {}).get("containerStatuses") or []
+    )
+
+
+@pytest.fixture
+def config(sandbox: Sandbox) -> Config:
+    """The bot config the sandbox writes, with a short probe timeout."""
+    loaded = load_config(sandbox.bot_config_path)
+    health = loaded.health.model_copy(update={"probe_timeout_seconds": PROBE_TIMEOUT})
+    return loaded.model_copy(update={"health": health})
+
+
+@pytest.fixture
+async def kube(config: Config) -> AsyncIterator[Kube]:
+    kube = await Kube.from_config(config.kubernetes, config.namespace)
+    try:
+        yield kube
+    finally:
+        await kube.close()
+
+
+async def run(text: str, kube: Kube, config: Config) -> Reply:
+    command = parse_command(text)
+    if command.action == "logs":
+        return (await show_logs(command, kube)).reply  # type: ignore[arg-type]
+    return (await show_health(command, kube, config)).reply  # type: ignore[arg-type]
+
+
+def test_the_sandbox_bot_config_loads(sandbox: Sandbox, config: Config) -> None:
+    assert config.namespace == "holm"
+    assert config.registry.host == "10.110.67.87:5000"
+    assert config.health.aggregator_url == sandbox.endpoints.health_aggregator
+    assert config.protected_services == ["postgres"]
+
+
+@pytest.mark.parametrize("aggregator", [True, False])
+async def test_overview_with_a_hanging_service_takes_about_one_timeout(
+    sandbox: Sandbox, config: Config, kube: Kube, aggregator: bool
+) -> None:
+    if not aggregator:
+        health = config.health.model_copy(update={"aggregator_url": None})
+        config = config.model_copy(update={"health": health})
+    await eventually(lambda: running(sandbox, "test-dashboard", 1) and running(sandbox, "nova", 2))
+    started = time.monotonic()
+    reply = await run("/health", kube, config)
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.5 * PROBE_TIMEOUT, elapsed
+    expected = "test-dashboard: timeout" if aggregator else "test-dashboard: /health no answer"
+    assert any(line.startswith(expected) for line in reply.lines), reply.text
+    assert any(line.startswith("registry-ui: ") for line in reply.lines)  # its /health fails
+    assert reply.tone == Tone.WARNING
+
+
+async def test_health_of_a_service_with_an_oomkilled_pod(
+    sandbox: Sandbox, config: Config, kube: Kube
+) -> None:
+    await eventually(lambda: oomkilled(sandbox, "scribe"))  # scribe:v0.9 leaks memory
+    reply = await run("health scribe", kube, config)
+    assert reply.title.startswith("scribe: ")
+    assert reply.tone in (Tone.WARNING, Tone.ERROR)
+    assert (
+        "OOMKilled: the container ran out of memory (limit 128Mi); "
+        "increase memory limits (runbook 2.2)"
+    ) in reply.lines
+    assert reply.table is not None
+    assert any(row[4].startswith("OOMKilled (exit 137, ") for row in reply.table.rows)
+    assert "deployment" in {f.name for f in reply.fields}
+
+
+async def test_logs_previous_after_a_crash(sandbox: Sandbox, config: Config, kube: Kube) -> None:
+    await eventually(lambda: oomkilled(sandbox, "scribe"))
+    reply = await run("logs scribe --previous", kube, config)
+    assert reply.title.startswith("scribe logs: ")
+    assert reply.title.endswith(" from previous (crashed) containers")
+    assert reply.tone == Tone.INFO
+    assert len(reply.lines) > 1
+
+
+async def test_logs_of_every_pod_of_a_service(sandbox: Sandbox, config: Config, kube: Kube) -> None:
+    await eventually(lambda: running(sandbox, "nova", 2))
+    names = sorted(p["metadata"]["name"] for p in pods(sandbox, "nova"))
+    reply = await run("!logs nova --tail 5", kube, config)
+    assert reply.title.startswith("nova logs: ")
+    assert reply.title.endswith(f"from {len(names)} pods")
+    prefixes = {line.split(" ", 1)[0] for line in reply.lines}
+    assert prefixes <= {f"[{name}]" for name in names}
+    assert len(prefixes) == len(names)
+
+
+async def test_logs_of_a_service_with_a_sidecar(
+    sandbox: Sandbox, config: Config, kube: Kube
+) -> None:
+    await eventually(lambda: running(sandbox, "gateway", 3))
+    reply = await run("logs gateway", kube, config)
+    assert reply.title == "These pods have 2 containers; pick one with --container"
+    assert reply.lines == ["containers: gateway, envoy"]
+    reply = await run("logs gateway --container envoy --tail 3", kube, config)
+    assert reply.title.startswith("gateway logs: ")
+    assert reply.tone == Tone.INFO
+
+
+async def test_backups_created_listed_and_restored(sandbox: Sandbox, config: Config) -> None:
+    async with BackupClient(config.backup) as client:
+
+        async def final_of(text: str) -> FinalResult:
+            outcome = await run_backup_command(parse_command(text), client)  # type: ignore[arg-type]
+            assert outcome.progress is not None, outcome.reply.text
+            events = [event async for event in outcome.progress]
+            assert isinstance(events[-1], FinalResult)
+            return events[-1]
+
+        created = await final_of("backup create before-upgrade")
+        assert created.ok, created.message
+        listing = (await run_backup_command(parse_command("backup list"), client)).reply
+        assert listing.table is not None
+        row = next(r for r in listing.table.rows if r[0] == created.operation_id)
+        assert row[1:3] == ["before-upgrade", "completed"]
+        restored = await final_of(f"backup restore {created.operation_id}")
+        assert restored.ok, restored.message
+    assert sandbox.backup.list_restores()[0].backup_id == created.operation_id
