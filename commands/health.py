@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -354,47 +354,44 @@ def _pods_section(pods: list[Obj], threshold: int) -> _Section:
     return _Section("pods", f"{running}/{len(pods)} running", problems)
 
 
-async def _probes_section(kube: Kube, config: Config) -> _Section:
-    """The aggregator's verdict, or without one our own `/health` probe of every service."""
-    timeout = config.health.probe_timeout_seconds
-    if config.health.aggregator_url:
-        try:
-            async with probe_client() as client:
-                verdict = await aggregator_verdict(client, config.health.aggregator_url, timeout)
-        except ProbeFailed as exc:
-            return _Section("health aggregator", "unavailable", [str(exc)])
-        problems = [f"{name}: {what}" for name, what in verdict.failing.items()]
-        summary = f"{verdict.status} ({verdict.checked - len(problems)}/{verdict.checked} healthy)"
-        return _Section("health aggregator", summary, problems)
-    deployments, services = await asyncio.gather(
-        kube.list_objects("deployments"),
-        _api(kube, kube.core.list_namespaced_service, kube.namespace),
+async def _aggregator_section(url: str, timeout: float) -> _Section:
+    """The health aggregator's verdict."""
+    try:
+        async with probe_client() as client:
+            verdict = await aggregator_verdict(client, url, timeout)
+    except ProbeFailed as exc:
+        return _Section("health aggregator", "unavailable", [str(exc)])
+    problems = [f"{name}: {what}" for name, what in verdict.failing.items()]
+    summary = f"{verdict.status} ({verdict.checked - len(problems)}/{verdict.checked} healthy)"
+    return _Section("health aggregator", summary, problems)
+
+
+async def _probes_section(
+    kube: Kube, config: Config, deployments: Awaitable[list[Obj]]
+) -> _Section:
+    """Without an aggregator: our own `/health` probe of every HTTP service, all at once."""
+    services, listed = await asyncio.gather(
+        _api(kube, kube.core.list_namespaced_service, kube.namespace), deployments
     )
     by_name = {s["metadata"]["name"]: s for s in services.get("items") or []}
     targets = {
         d["metadata"]["name"]: port
-        for d in deployments
+        for d in listed
         if _serves_http(d) and (port := _port(d, by_name.get(d["metadata"]["name"])))
     }
+    timeout = config.health.probe_timeout_seconds
+    urls = [
+        f"{config.health.service_url(n, config.namespace, p)}/health" for n, p in targets.items()
+    ]
     async with probe_client() as client:
-        results = await asyncio.gather(
-            *(
-                probe(
-                    client,
-                    f"{config.health.service_url(name, config.namespace, port)}/health",
-                    timeout,
-                )
-                for name, port in targets.items()
-            )
-        )
+        results = await asyncio.gather(*(probe(client, url, timeout) for url in urls))
     problems = [
         f"{name}: /health {result.summary}"
         for name, result in zip(targets, results, strict=True)
         if not result.ok
     ]
-    return _Section(
-        "/health probes", f"{len(targets) - len(problems)}/{len(targets)} healthy", problems
-    )
+    summary = f"{len(targets) - len(problems)}/{len(targets)} healthy"
+    return _Section("/health probes", summary, problems)
 
 
 async def _guard(name: str, section: Any) -> _Section:
@@ -408,11 +405,13 @@ async def _guard(name: str, section: Any) -> _Section:
 async def cluster_overview(kube: Kube, config: Config) -> Reply:
     """Nodes, deployments, pods, restart hot spots and service health, read all at once."""
 
+    listing = asyncio.ensure_future(kube.list_objects("deployments"))  # read once, used twice
+
     async def nodes() -> _Section:
         return _nodes_section(await _api(kube, kube.core.list_node))
 
     async def deployments() -> _Section:
-        return _deployments_section(await kube.list_objects("deployments"))
+        return _deployments_section(await listing)
 
     async def pods() -> _Section:
         pods = await kube.list_objects("pods")
@@ -422,7 +421,12 @@ async def cluster_overview(kube: Kube, config: Config) -> Reply:
         _guard("nodes", nodes()),
         _guard("deployments", deployments()),
         _guard("pods", pods()),
-        _guard("service health", _probes_section(kube, config)),
+        _guard(
+            "service health",
+            _aggregator_section(config.health.aggregator_url, config.health.probe_timeout_seconds)
+            if config.health.aggregator_url
+            else _probes_section(kube, config, listing),
+        ),
     )
     problems = [p for s in sections for p in s.problems]
     if all(s.summary == "unknown" for s in sections[:3]):
