@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from commands.formatting import human_seconds
+from commands.formatting import human_seconds, truncate
 from commands.kube import Invalid, Kube, KubeError, NotFound
 from commands.models import Attachment, Outcome, Reply, Tone
 from commands.parser import MAX_TAIL, LogsCommand, close_matches
@@ -184,6 +184,8 @@ def _layout(
     preview: list[str] = []
     for line in reversed(short[-PREVIEW_LINES:]):
         if sum(len(s) + 1 for s in preview) + len(line) > PREVIEW_CHARS:
+            if not preview:  # one very long line: show its start
+                preview.append(truncate(line, PREVIEW_CHARS))
             break
         preview.insert(0, line)
     notes = [*notes, f"newest {len(preview)} lines below; all {len(lines)} in the file"]

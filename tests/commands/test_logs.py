@@ -146,3 +146,13 @@ async def test_kubernetes_unreachable(refused_url: str, tmp_path: Path) -> None:
     assert reply.title == "Cannot read nova logs"
     assert reply.tone == Tone.ERROR
     assert reply.lines == [f"Kubernetes API at {refused_url} is unreachable (connection refused)"]
+
+
+async def test_one_huge_line_is_previewed_cut_short(world: World) -> None:
+    world.deployment("nova")
+    world.pod("nova", "abcde", Container("nova", logs=["x" * 5000]))
+    reply = await logs(world, "logs nova")
+    assert reply.attachment is not None
+    assert "x" * 5000 in reply.attachment.content
+    assert reply.lines[-1].endswith("x…")
+    assert len(reply.text) < 3500
