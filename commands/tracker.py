@@ -113,7 +113,7 @@ class Target:
 class _Ending:
     """How one watched rollout ended."""
 
-    status: str  # done, failed, timeout, trigger, gone
+    status: str  # done, failed, timeout, trigger, gone (deleted, or the watch failed)
     message: str
     reason: str | None = None
     trigger: Trigger | None = None
@@ -127,7 +127,7 @@ class _RolloutView:
     def __init__(self, name: str) -> None:
         self.name = name
         self.deployment: Obj | None = None
-        self.gone: str | None = None
+        self.gone: _Ending | None = None  # the Deployment was deleted or cannot be watched
         self.pods: dict[str, Obj] = {}
         self.new_replicaset: Obj | None = None
         self.api_problem: str | None = None
@@ -138,7 +138,7 @@ class _RolloutView:
             self.api_problem = f"Kubernetes API: {event.error}"
             return
         if event.type == "FAILED":
-            self.gone = f"watching {source} failed: {event.error}"
+            self.gone = _Ending("gone", f"watching {source} failed: {event.error}", "error")
             return
         self.api_problem = None
         if source == "deployment":
@@ -151,7 +151,7 @@ class _RolloutView:
         if event.type == "SYNC":
             obj = next(iter(event.items or []), None)
         if obj is None or event.type == "DELETED":
-            self.gone = f'deployment "{self.name}" was deleted'
+            self.gone = _Ending("gone", f'deployment "{self.name}" was deleted', "deleted")
         else:
             self.deployment = obj
 
@@ -296,30 +296,36 @@ class Tracker:
     async def _act_on_trigger(
         self, operation: Operation, target: Target, trigger: Trigger
     ) -> FinalResult:
+        """Undo the rollout if allowed (and track that), else report the trigger."""
         fired = f"rollback trigger fired: {trigger}"
-        revision = target.revision_before
-        if target.rollback is None or not revision or self.policy.auto_rollback != "rollback":
-            why = (
-                "auto_rollback is set to report"
-                if target.rollback is not None and revision
-                else f"no automatic rollback for a {operation.kind}"
-                if target.rollback is None
-                else "no earlier revision to roll back to"
-            )
-            return self._final(
-                operation,
-                False,
-                f"{fired}; not rolled back ({why})",
-                reason=trigger.reason,
-                trigger=trigger.rule,
-            )
+        rollback, revision = target.rollback, target.revision_before
+        if rollback is None:
+            why = f"no automatic rollback for a {operation.kind}"
+        elif not revision:
+            why = "no earlier revision to roll back to"
+        elif self.policy.auto_rollback != "rollback":
+            why = "auto_rollback is set to report"
+        else:
+            return await self._roll_back(operation, target, trigger, rollback, revision)
+        message = f"{fired}; not rolled back ({why})"
+        return self._final(operation, False, message, reason=trigger.reason, trigger=trigger.rule)
+
+    async def _roll_back(
+        self,
+        operation: Operation,
+        target: Target,
+        trigger: Trigger,
+        rollback: RollbackAction,
+        revision: int,
+    ) -> FinalResult:
+        fired = f"rollback trigger fired: {trigger}"
         operation.emit(
             ProgressUpdate(
                 operation_id=operation.id, message=f"{fired}; rolling back to revision {revision}"
             )
         )
         try:
-            done = await target.rollback(revision)
+            done = await rollback(revision)
         except (KubeError, kubectl.KubectlError) as exc:
             return self._final(
                 operation,
@@ -381,7 +387,7 @@ class Tracker:
                 while not events.empty():  # coalesce a burst into one update
                     view.apply(*events.get_nowait())
                 if view.gone is not None:
-                    return _Ending("gone", view.gone, reason="error")
+                    return view.gone
                 now = loop.time()
                 if view.deployment is not None:
                     if view.needs_new_replicaset():

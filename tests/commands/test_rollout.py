@@ -373,6 +373,21 @@ async def test_a_second_change_while_tracked_is_refused_naming_who_started(
     assert restarted.ok
 
 
+async def test_a_deployment_deleted_while_tracked_ends_tracking(sandbox: Any, bot: Bot) -> None:
+    outcome = await bot.rollouts.deploy("nova", "v2", **ALICE)
+    deleted = await run_kubectl(
+        sandbox.kubeconfig, "-n", NS, "delete", "deployment/nova", "--wait=false"
+    )
+    assert deleted.code == 0, deleted.stderr
+
+    _, final = await finish(outcome)
+
+    assert not final.ok
+    assert final.reason == "deleted"
+    assert final.message.startswith('deploy nova:v2 failed: deployment "nova" was deleted')
+    assert bot.tracker.running("nova") is None
+
+
 async def test_closing_the_tracker_stops_watches_without_leaking_threads(bot: Bot) -> None:
     outcome = await bot.rollouts.deploy("nova", "v2", **ALICE)
     assert outcome.progress is not None
