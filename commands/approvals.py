@@ -377,6 +377,7 @@ class _Auditor:
         self.request_id = request.id if request else request_id
         self.channel = channel or (request.channel if request else "-")
         self.service = request.service if request else None
+        self.text = request.text if request else None  # what the vote is about
 
     async def __call__(
         self, outcome: AuditOutcome, *, approvers: tuple[str, ...] = (), detail: str | None = None
@@ -392,7 +393,7 @@ class _Auditor:
                 service=self.service,
                 approvers=approvers,
                 outcome=outcome,
-                detail=detail,
+                detail=detail or self.text,
                 request_id=self.request_id,
             )
         )

@@ -525,20 +525,23 @@ class State:
         return self._db
 
     def _connect(self) -> None:
-        if self.read_only:
-            if not self.path.exists():
-                raise StateError(f"no state file at {self.path}")
-            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-            self._db = sqlite_utils.Database(conn)
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.read_only and not self.path.exists():
+            raise StateError(f"no state file at {self.path}")
         try:
-            conn = sqlite3.connect(self.path, timeout=5)
-            self._db = sqlite_utils.Database(conn)
+            if self.read_only:
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                self._db = sqlite_utils.Database(sqlite3.connect(uri, uri=True, timeout=5))
+                self._db.execute("SELECT count(*) FROM audit")  # a holmbot state file?
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite_utils.Database(sqlite3.connect(self.path, timeout=5))
             self._db.enable_wal()
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._create_schema(self._db)
         except sqlite3.DatabaseError as exc:
+            if self._db is not None:
+                self._db.conn.close()
+                self._db = None
             raise StateError(f"cannot use state file {self.path}: {exc}") from None
 
     @staticmethod

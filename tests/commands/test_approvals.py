@@ -117,6 +117,7 @@ async def test_approved_by_an_admin_carries_the_original_invocation(
     assert entries[1].approvers == ("console:bob",)
     assert entries[1].command == f"approve {request.id}"
     assert entries[1].service == "postgres" and entries[1].channel == "ops"
+    assert entries[1].detail == "deploy postgres v16"  # what was approved
     assert entries[2].outcome is AuditOutcome.REFUSED
 
 

@@ -1,0 +1,192 @@
+"""The audit log for people: `/audit [N]` as a chat reply, and `holmbot audit` on a terminal.
+
+`holmbot audit [--config FILE] [--since DUR] [--user U] [--limit N] [--format table|json|csv]`
+reads the state file named by the config (read-only) and prints the entries oldest first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+from commands.config import ConfigError, load_config
+from commands.formatting import human_seconds, truncate
+from commands.models import Attachment, Reply, Table
+from commands.parser import duration_seconds
+from commands.state import DB_FILENAME, AuditEntry, State, StateError
+
+FORMATS = ("table", "json", "csv")
+MAX_MESSAGE_ROWS = 25  # more rows than this go into an attachment
+PREVIEW_ROWS = 10
+NOTE_CHARS = 60
+COMMAND_CHARS = 40
+FIELDS = (
+    "id",
+    "at",
+    "platform",
+    "channel",
+    "user",
+    "command",
+    "action",
+    "service",
+    "approvers",
+    "outcome",
+    "duration_ms",
+    "error",
+    "detail",
+    "request_id",
+)
+
+
+def _took(entry: AuditEntry) -> str:
+    return "-" if entry.duration_ms is None else human_seconds(entry.duration_ms / 1000)
+
+
+def _note(entry: AuditEntry) -> str:
+    return " ".join(filter(None, [entry.error, entry.detail]))
+
+
+def audit_table(entries: Sequence[AuditEntry], *, wide: bool = False) -> Table:
+    """Entries as table rows; `wide` adds the date, platform and channel and keeps full text."""
+    if wide:
+        columns = ["TIME", "PLATFORM", "CHANNEL", "USER", "COMMAND", "OUTCOME", "APPROVERS"]
+        columns += ["TOOK", "NOTE"]
+        rows = [
+            [
+                f"{e.at.astimezone(UTC):%Y-%m-%d %H:%M:%S}",
+                e.platform,
+                e.channel,
+                e.user,
+                e.command,
+                e.outcome,
+                ",".join(e.approvers) or "-",
+                _took(e),
+                _note(e) or "-",
+            ]
+            for e in entries
+        ]
+        return Table(columns=columns, rows=rows)
+    columns = ["WHEN (UTC)", "USER", "COMMAND", "OUTCOME", "APPROVERS", "TOOK", "NOTE"]
+    rows = [
+        [
+            f"{e.at.astimezone(UTC):%m-%d %H:%M:%S}",
+            e.user,
+            truncate(e.command, COMMAND_CHARS),
+            e.outcome,
+            ",".join(e.approvers) or "-",
+            _took(e),
+            truncate(_note(e), NOTE_CHARS) or "-",
+        ]
+        for e in entries
+    ]
+    return Table(columns=columns, rows=rows)
+
+
+def audit_reply(entries: Sequence[AuditEntry]) -> Reply:
+    """`/audit [N]`: the entries (oldest first) as a table; many rows come as a file."""
+    if not entries:
+        return Reply(title="the audit log is empty")
+    count = len(entries)
+    title = f"audit log: last {count} entr{'y' if count == 1 else 'ies'}"
+    if count <= MAX_MESSAGE_ROWS:
+        return Reply(title=title, table=audit_table(entries))
+    return Reply(
+        title=title,
+        lines=[f"newest {PREVIEW_ROWS} below; all {count} in the file"],
+        table=audit_table(entries[-PREVIEW_ROWS:]),
+        attachment=Attachment(filename="audit.txt", content=to_table(entries)),
+    )
+
+
+def to_table(entries: Sequence[AuditEntry]) -> str:
+    return "\n".join(audit_table(entries, wide=True).text_lines()) + "\n"
+
+
+def _record(entry: AuditEntry) -> dict[str, object]:
+    record = entry.model_dump(mode="json")
+    record["at"] = f"{entry.at.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}Z"
+    return {name: record[name] for name in FIELDS}
+
+
+def to_json(entries: Sequence[AuditEntry]) -> str:
+    """A JSON array of entries, every field, times in UTC."""
+    return json.dumps([_record(entry) for entry in entries], indent=2) + "\n"
+
+
+def to_csv(entries: Sequence[AuditEntry]) -> str:
+    """CSV with a header row; approvers joined with spaces."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for entry in entries:
+        record = _record(entry)
+        record["approvers"] = " ".join(entry.approvers)
+        writer.writerow(record)
+    return out.getvalue()
+
+
+def render(entries: Sequence[AuditEntry], fmt: str) -> str:
+    return {"table": to_table, "json": to_json, "csv": to_csv}[fmt](entries)
+
+
+def parse_since(value: str, now: datetime | None = None) -> datetime:
+    """`30m`, `2h`, `7d` ago, or an ISO date/time (UTC unless it says otherwise)."""
+    now = now or datetime.now(UTC)
+    try:
+        return now - timedelta(seconds=duration_seconds(value))
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is neither a duration (30m, 2h, 7d) nor a date (2025-03-01T12:00)"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `holmbot audit`, added to its subparser."""
+    parser.add_argument("--config", type=Path, help="holmbot.yaml (default: $HOLMBOT_CONFIG)")
+    parser.add_argument("--since", help="only entries newer than this: 30m, 2h, 7d or a date")
+    parser.add_argument("--user", help="only this user's entries, e.g. slack:U024BE7LH")
+    parser.add_argument("--limit", type=int, help="only the newest N entries")
+    parser.add_argument("--format", choices=FORMATS, default="table", help="default: table")
+
+
+def run_audit_cli(
+    args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """`holmbot audit`: print the entries; 0 on success, 2 for bad input or config."""
+    out, err = out or sys.stdout, err or sys.stderr
+    try:
+        since = parse_since(args.since) if args.since else None
+        if args.limit is not None and args.limit < 1:
+            raise ValueError(f"--limit must be at least 1, got {args.limit}")
+        config = load_config(args.config)
+    except (ValueError, ConfigError) as exc:
+        print(f"holmbot audit: {exc}", file=err)
+        return 2
+    path = config.state_dir / DB_FILENAME
+    try:
+        entries = asyncio.run(_read(path, since, args.user, args.limit))
+    except StateError as exc:
+        print(f"holmbot audit: {exc} (has the bot run with this state_dir?)", file=err)
+        return 2
+    out.write(render(entries, args.format))
+    return 0
+
+
+async def _read(
+    path: Path, since: datetime | None, user: str | None, limit: int | None
+) -> list[AuditEntry]:
+    async with await State.open(path, read_only=True) as state:
+        return await state.audit_entries(since=since, user=user, limit=limit)
