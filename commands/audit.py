@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from commands.config import ConfigError, load_config
+from commands.config import Config, ConfigError, load_config
 from commands.formatting import human_seconds, truncate
 from commands.models import Attachment, Reply, Table
 from commands.parser import duration_seconds
@@ -171,7 +171,7 @@ def run_audit_cli(
         since = parse_since(args.since) if args.since else None
         if args.limit is not None and args.limit < 1:
             raise ValueError(f"--limit must be at least 1, got {args.limit}")
-        config = load_config(args.config)
+        config: Config = load_config(args.config)
     except (ValueError, ConfigError) as exc:
         print(f"holmbot audit: {exc}", file=err)
         return 2

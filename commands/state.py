@@ -330,7 +330,7 @@ class State:
         return await self._run(self._get_request, request_id.strip().lower())
 
     def _get_request(self, request_id: str) -> ApprovalRequest | None:
-        rows = list(self._conn()["requests"].rows_where("id = ?", [request_id]))
+        rows = list(self._conn().table("requests").rows_where("id = ?", [request_id]))
         return ApprovalRequest.from_row(rows[0]) if rows else None
 
     async def pending_requests(
@@ -367,7 +367,7 @@ class State:
         return datetime.fromisoformat(at) if at else None
 
     def _requests(self, where: str, args: list[Any]) -> list[ApprovalRequest]:
-        rows = self._conn()["requests"].rows_where(where, args, order_by="created_at, rowid")
+        rows = self._conn().table("requests").rows_where(where, args, order_by="created_at, rowid")
         return [ApprovalRequest.from_row(row) for row in rows]
 
     async def set_request_status(
@@ -407,8 +407,10 @@ class State:
         return await self._run(self._votes, request_id)
 
     def _votes(self, request_id: str) -> list[Vote]:
-        rows = self._conn()["votes"].rows_where(
-            "request_id = ?", [request_id], order_by="at, rowid"
+        rows = (
+            self._conn()
+            .table("votes")
+            .rows_where("request_id = ?", [request_id], order_by="at, rowid")
         )
         return [Vote.from_row(row) for row in rows]
 
@@ -442,10 +444,11 @@ class State:
         if not update:
             return current
         updated = current.model_copy(update=update)
-        with self._conn().conn:
-            self._conn()["operations"].update(
-                operation_id, {k: updated.to_row()[k] for k in update}
-            )
+        row = updated.to_row()
+        sets = ", ".join(f"{name} = ?" for name in update)
+        self._write(
+            f"UPDATE operations SET {sets} WHERE id = ?", [*(row[k] for k in update), operation_id]
+        )
         return updated
 
     async def finish_operation(
@@ -468,7 +471,7 @@ class State:
         return await self._run(self._get_operation, operation_id)
 
     def _get_operation(self, operation_id: str) -> TrackedOperation | None:
-        rows = list(self._conn()["operations"].rows_where("id = ?", [operation_id]))
+        rows = list(self._conn().table("operations").rows_where("id = ?", [operation_id]))
         return TrackedOperation.from_row(rows[0]) if rows else None
 
     async def unfinished_operations(self) -> list[TrackedOperation]:
@@ -480,7 +483,9 @@ class State:
         return found[-1] if found else None
 
     def _operations(self, where: str, args: list[Any]) -> list[TrackedOperation]:
-        rows = self._conn()["operations"].rows_where(where, args, order_by="started_at, rowid")
+        rows = (
+            self._conn().table("operations").rows_where(where, args, order_by="started_at, rowid")
+        )
         return [TrackedOperation.from_row(row) for row in rows]
 
     # --- audit ----------------------------------------------------------------------------
@@ -499,7 +504,8 @@ class State:
         limit: int | None = None,
     ) -> list[AuditEntry]:
         """Entries in time order: the newest `limit` of those since `since` (by `user`)."""
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[Any] = []
         if since is not None:
             clauses, args = [*clauses, "at >= ?"], [*args, _ts(since)]
         if user is not None:
@@ -550,7 +556,7 @@ class State:
         if version > SCHEMA_VERSION:
             raise StateError(f"state file schema {version} is newer than this holmbot's")
         with db.conn:
-            db["requests"].create(
+            db.table("requests").create(
                 {
                     "id": str,
                     "user": str,
@@ -574,12 +580,12 @@ class State:
                 not_null={"user", "platform", "channel", "text", "action", "status"},
                 if_not_exists=True,
             )
-            db["votes"].create(
+            db.table("votes").create(
                 {"request_id": str, "user": str, "approve": int, "at": str},
                 pk=("request_id", "user"),
                 if_not_exists=True,
             )
-            db["operations"].create(
+            db.table("operations").create(
                 {
                     "id": str,
                     "kind": str,
@@ -598,7 +604,7 @@ class State:
                 pk="id",
                 if_not_exists=True,
             )
-            db["audit"].create(
+            db.table("audit").create(
                 {
                     "id": int,
                     "at": str,
@@ -618,7 +624,7 @@ class State:
                 pk="id",
                 if_not_exists=True,
             )
-            db["deliveries"].create(
+            db.table("deliveries").create(
                 {"platform": str, "delivery_id": str, "at": str},
                 pk=("platform", "delivery_id"),
                 if_not_exists=True,
@@ -630,7 +636,7 @@ class State:
                 ("audit", ["user", "at"]),
                 ("deliveries", ["at"]),
             ):
-                db[table].create_index(columns, if_not_exists=True)
+                db.table(table).create_index(columns, if_not_exists=True)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _write(self, sql: str, args: list[Any]) -> int:
