@@ -329,6 +329,11 @@ class State:
     async def get_request(self, request_id: str) -> ApprovalRequest | None:
         return await self._run(self._get_request, request_id.strip().lower())
 
+    async def request_for_message(self, message_ref: str) -> ApprovalRequest | None:
+        """The request posted as `message_ref`, e.g. to turn a reaction into a vote."""
+        found = await self._run(self._requests, "message_ref = ?", [message_ref])
+        return found[-1] if found else None
+
     def _get_request(self, request_id: str) -> ApprovalRequest | None:
         rows = list(self._conn().table("requests").rows_where("id = ?", [request_id]))
         return ApprovalRequest.from_row(rows[0]) if rows else None
@@ -631,6 +636,7 @@ class State:
             )
             for table, columns in (
                 ("requests", ["status", "expires_at"]),
+                ("requests", ["message_ref"]),
                 ("operations", ["state", "service"]),
                 ("audit", ["at"]),
                 ("audit", ["user", "at"]),

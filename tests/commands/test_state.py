@@ -143,6 +143,8 @@ async def test_message_ref_is_kept(state: State) -> None:
     request = await new_request(state)
     await state.set_request_message_ref(request.id, "C0OPS/1712345678.000200")
     assert (await state.get_request(request.id)).message_ref == "C0OPS/1712345678.000200"
+    assert (await state.request_for_message("C0OPS/1712345678.000200")).id == request.id
+    assert await state.request_for_message("C0OPS/1") is None
 
 
 async def test_everything_survives_reopening(tmp_path: Path) -> None:
