@@ -8,6 +8,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot.console.main import DEFAULT_USER
+from commands.config import ConfigError
+from commands.models import User
+
 
 def _positive_float(raw: str) -> float:
     value = float(raw)
@@ -31,6 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument(
         "--speed", type=_positive_float, default=1.0, help="simulated time runs this much faster"
     )
+    console = commands.add_parser("console", help="type commands in a terminal (or pipe them in)")
+    console.add_argument("--config", type=Path, help="bot config YAML (default: $HOLMBOT_CONFIG)")
+    console.add_argument(
+        "--sandbox", action="store_true", help="start the local sandbox and run against it"
+    )
+    console.add_argument(
+        "--as", dest="user", default=DEFAULT_USER, help="default user, PLATFORM:ID"
+    )
+    console.add_argument(
+        "--speed", type=_positive_float, default=5.0, help="sandbox speed (with --sandbox)"
+    )
     return parser
 
 
@@ -41,6 +56,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sandbox.cluster import run_until_stopped
 
         asyncio.run(run_until_stopped(args.state_dir, args.speed))
+    elif args.command == "console":
+        from bot.console.main import run_console
+
+        try:
+            user = User.parse(args.user)
+        except ValueError as error:
+            print(f"holmbot console: {error}", file=sys.stderr)
+            return 2
+        try:
+            asyncio.run(
+                run_console(
+                    args.config, use_sandbox=args.sandbox, default_user=user, speed=args.speed
+                )
+            )
+        except ConfigError as error:
+            print(f"holmbot: {error}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            return 130
     return 0
 
 

@@ -28,6 +28,7 @@ from sandbox.health import Behaviour, HealthBoard, aggregator_url, build_health_
 from sandbox.health import service_url_template as health_url_template
 from sandbox.kubelet import Kubelet
 from sandbox.registry import RegistryProcess, seed_images
+from sandbox.resources import PODS
 from sandbox.serving import serve_app, write_kubeconfig
 from sandbox.store import ObjectStore
 
@@ -117,6 +118,14 @@ class Sandbox:
         self._write_files()
         return self
 
+    async def wait_started(self, timeout: float = 60.0) -> None:
+        """Wait (bounded) until every pod's containers have left ContainerCreating."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not all(_started(pod) for pod in self.store.list(PODS)):
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"sandbox pods not started within {timeout:g}s")
+            await asyncio.sleep(0.1)
+
     async def stop(self) -> None:
         """Stop everything this sandbox started, in reverse order."""
         for runner in reversed(self._runners):
@@ -177,6 +186,12 @@ class Sandbox:
             "state_dir": str(self.state_dir / "bot"),
         }
         self.bot_config_path.write_text(yaml.safe_dump(bot_config, sort_keys=False))
+
+
+def _started(pod: dict) -> bool:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    waiting = [(s.get("state") or {}).get("waiting", {}).get("reason") for s in statuses]
+    return bool(statuses) and "ContainerCreating" not in waiting
 
 
 async def run_until_stopped(state_dir: Path | None, speed: float) -> None:

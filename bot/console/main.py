@@ -1,0 +1,44 @@
+"""`holmbot console`: the command layer on a terminal, against a cluster or the sandbox."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import TextIO
+
+from bot.console.session import ConsoleSession, read_lines
+from commands.config import load_config
+from commands.layer import CommandLayer
+from commands.models import User
+
+DEFAULT_USER = "console:operator"
+PROMPT = "holmbot> "
+
+
+async def run_console(
+    config_path: Path | None,
+    *,
+    use_sandbox: bool,
+    default_user: User,
+    speed: float = 5.0,
+    source: TextIO = sys.stdin,
+    out: TextIO = sys.stdout,
+) -> None:
+    """Read commands until input ends, then wait for tracked operations and stop."""
+    async with AsyncExitStack() as stack:
+        if use_sandbox:
+            from sandbox.cluster import Sandbox  # only the demo loads the sandbox
+
+            sandbox = await stack.enter_async_context(Sandbox(speed=speed))
+            print(f"sandbox running; kubectl: export KUBECONFIG={sandbox.kubeconfig}", file=out)
+            await sandbox.wait_started()
+            config_path = sandbox.bot_config_path
+        config = load_config(config_path)
+        layer = await CommandLayer.open(config)
+        stack.push_async_callback(layer.close)
+        session = ConsoleSession(layer, default_user, out, config.state_dir / "attachments")
+        prompt = PROMPT if source.isatty() else None
+        async for line in read_lines(source, prompt):
+            await session.run_line(line)
+        await session.wait()

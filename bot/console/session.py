@@ -1,0 +1,103 @@
+"""The console adapter: one command per line from a terminal or a script.
+
+Lines are `COMMAND` (run as the default user) or `as PLATFORM:ID: COMMAND`. The console-only
+line `wait` waits until every tracked operation started so far has finished. Replies and
+progress are printed as plain text; a failed command is a reply, not an exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TextIO
+
+from bot.console.render import render_progress, render_reply
+from commands.layer import CommandLayer
+from commands.models import Invocation, Outcome, Progress, User
+
+CHANNEL = "console"
+_AS_USER = re.compile(r"^as\s+(\S+?):\s+(.*)$")
+
+
+class ConsoleSession:
+    """Feeds lines to the command layer and prints what comes back."""
+
+    def __init__(
+        self,
+        layer: CommandLayer,
+        default_user: User,
+        out: TextIO = sys.stdout,
+        attachments_dir: Path | None = None,
+    ) -> None:
+        self.layer = layer
+        self.default_user = default_user
+        self.out = out
+        self.attachments_dir = attachments_dir
+        self._followers: set[asyncio.Task[None]] = set()
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    async def run_line(self, line: str) -> None:
+        """Run one input line: a command, `as USER: COMMAND`, `wait`, or nothing."""
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return
+        if line == "wait":
+            await self.wait()
+            return
+        user, text = self.default_user, line
+        if match := _AS_USER.match(line):
+            try:
+                user = User.parse(match.group(1))
+            except ValueError as error:
+                self.say(f"✘ {error}")
+                return
+            text = match.group(2)
+        outcome = await self.layer.handle(Invocation(user=user, channel=CHANNEL, text=text))
+        self.show(outcome)
+
+    def show(self, outcome: Outcome) -> None:
+        """Print a reply, and follow its progress in the background."""
+        self.say(render_reply(outcome.reply, self._save_attachment(outcome)))
+        if outcome.progress is not None:
+            task = asyncio.create_task(self._follow(outcome.progress))
+            self._followers.add(task)
+            task.add_done_callback(self._followers.discard)
+
+    async def wait(self) -> None:
+        """Wait until every operation followed so far has reached its final result."""
+        while self._followers:
+            await asyncio.gather(*self._followers, return_exceptions=True)
+
+    async def _follow(self, progress: AsyncIterator[Progress]) -> None:
+        """Print each update that reads differently from the one before it."""
+        last = None
+        async for item in progress:
+            text = render_progress(item)
+            if text != last:
+                self.say(text)
+            last = text
+
+    def _save_attachment(self, outcome: Outcome) -> str | None:
+        attachment = outcome.reply.attachment
+        if attachment is None or self.attachments_dir is None:
+            return None
+        self.attachments_dir.mkdir(parents=True, exist_ok=True)
+        path = self.attachments_dir / Path(attachment.filename).name
+        path.write_text(attachment.content)
+        return str(path)
+
+
+async def read_lines(source: TextIO, prompt: str | None) -> AsyncIterator[str]:
+    """Lines from `source` without blocking the event loop; a prompt when interactive."""
+    while True:
+        if prompt:
+            print(prompt, end="", flush=True)
+        line = await asyncio.to_thread(source.readline)
+        if not line:
+            return
+        yield line
