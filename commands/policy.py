@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from commands.formatting import human_seconds
 from commands.models import Platform, Reply, Tone, User
 from commands.parser import SPECS, close_matches, duration_seconds
 
@@ -63,10 +62,6 @@ class ApprovalRule(_Model):
         """`1 approval from admin`, `2 approvals from deployer or admin`."""
         count = f"{self.approvals} approval{'s' if self.approvals > 1 else ''}"
         return f"{count} from {roles_text(self.approvers)}"
-
-    @property
-    def expires_text(self) -> str:
-        return human_seconds(self.expires_after)
 
 
 class RoleGrant(_Model):
