@@ -170,7 +170,7 @@ async def test_crash_loop_shows_restarts_and_previous_logs(sandbox: Sandbox) -> 
 
     name = await eventually(crashed_pod, timeout=60)
     pods = await kubectl(config, "get", "pod", name, *NS)
-    _, ready, state, restarts, *_ = pods.stdout.splitlines()[1].split()
+    _, _, state, restarts, *_ = pods.stdout.splitlines()[1].split()
     assert state in ("CrashLoopBackOff", "Error", "Running")  # a crash loop cycles through all
     assert int(restarts) >= 2
     previous = await kubectl(config, "logs", name, "--previous", *NS)
