@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.console.main import DEFAULT_USER
+from commands.audit import add_audit_arguments, run_audit_cli
 from commands.config import ConfigError
 from commands.models import User
 
@@ -46,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_argument(
         "--speed", type=_positive_float, default=5.0, help="sandbox speed (with --sandbox)"
     )
+    audit = commands.add_parser("audit", help="print the audit log")
+    add_audit_arguments(audit)
     return parser
 
 
@@ -56,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sandbox.cluster import run_until_stopped
 
         asyncio.run(run_until_stopped(args.state_dir, args.speed))
+    elif args.command == "audit":
+        return run_audit_cli(args)
     elif args.command == "console":
         from bot.console.main import run_console
 

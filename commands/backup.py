@@ -210,6 +210,27 @@ async def _follow(
         await asyncio.sleep(min(client.config.poll_interval_seconds, limit - elapsed))
 
 
+def follow_backup(client: BackupClient, backup_id: str) -> AsyncIterator[Progress]:
+    """Follow a backup to its end (also one started before a restart)."""
+
+    def done(backup: BackupRecord) -> str:
+        label = f"backup {backup.id}" + (f" ({backup.name})" if backup.name else "")
+        return f"{label} completed: {human_bytes(backup.size_bytes)}"
+
+    return _follow(client, "backup", backup_id, client.get_backup, done)
+
+
+def follow_restore(client: BackupClient, restore_id: str) -> AsyncIterator[Progress]:
+    """Follow a restore to its end (also one started before a restart)."""
+    return _follow(
+        client,
+        "restore",
+        restore_id,
+        client.get_restore,
+        lambda restore: f"restore of {restore.backup_id} completed",
+    )
+
+
 # --- the command handlers -------------------------------------------------------------------
 
 
@@ -246,14 +267,9 @@ async def create_backup(client: BackupClient, name: str | None = None) -> Outcom
     except BackupError as exc:
         return _failure("Backup not started", exc)
     label = f"backup {backup.id}" + (f" ({backup.name})" if backup.name else "")
-    progress = _follow(
-        client,
-        "backup",
-        backup.id,
-        client.get_backup,
-        lambda b: f"{label} completed: {human_bytes(b.size_bytes)}",
+    return Outcome(
+        Reply(title=f"Started {label}"), follow_backup(client, backup.id), operation_id=backup.id
     )
-    return Outcome(Reply(title=f"Started {label}"), progress)
 
 
 async def restore_backup(client: BackupClient, backup_id: str) -> Outcome:
@@ -264,14 +280,11 @@ async def restore_backup(client: BackupClient, backup_id: str) -> Outcome:
         if exc.status == 404:
             return await _unknown_backup(client, backup_id)
         return _failure(f"Restore of {backup_id} not started", exc)
-    progress = _follow(
-        client,
-        "restore",
-        restore.id,
-        client.get_restore,
-        lambda r: f"restore of {r.backup_id} completed",
+    return Outcome(
+        Reply(title=f"Restoring {backup_id} ({restore.id})"),
+        follow_restore(client, restore.id),
+        operation_id=restore.id,
     )
-    return Outcome(Reply(title=f"Restoring {backup_id} ({restore.id})"), progress)
 
 
 async def _unknown_backup(client: BackupClient, backup_id: str) -> Outcome:

@@ -149,7 +149,7 @@ class RolloutConfig(_Section):
     """Rollout tracking and the runbook's automatic rollback triggers (3.3)."""
 
     timeout_seconds: Seconds = 600.0
-    auto_rollback: Literal["rollback", "report"] = "rollback"
+    auto_rollback: Literal["rollback", "approve", "report"] = "rollback"
     restart_threshold: int = Field(default=3, ge=1)
     restart_window_seconds: Seconds = 300.0
     health_failure_seconds: Seconds = 120.0

@@ -1,27 +1,57 @@
 """The one flow every command follows: parse, authorize, approval gate, execute.
 
 `CommandLayer.handle` takes an `Invocation` from any adapter and returns an `Outcome`: a
-reply now and, for long operations, a stream of progress ending in a final result.
+reply now and, for long operations, progress ending in a final result. What the bot says on
+its own (an approved command running, an expired request, a rollout picked up again after a
+restart) arrives on `notices`. Everything is audited; pending approvals, tracked operations
+and delivery ids live in the state file, so a restart loses nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import Any
 
-from commands.backup import BackupClient, run_backup_command
+from commands.approvals import Approvals, expired_reply
+from commands.audit import audit_reply
+from commands.backup import (
+    BackupClient,
+    BackupError,
+    follow_backup,
+    follow_restore,
+    run_backup_command,
+)
 from commands.config import Config
 from commands.health import show_health
-from commands.kube import Kube
+from commands.kube import Kube, KubeError
 from commands.logs import show_logs
-from commands.models import Invocation, Outcome, Reply, Tone
+from commands.models import (
+    FinalResult,
+    Invocation,
+    Notice,
+    Outcome,
+    Platform,
+    Progress,
+    Reply,
+    Tone,
+    User,
+)
 from commands.parser import (
+    ApprovalsCommand,
+    ApproveCommand,
+    AuditCommand,
     BackupCreateCommand,
     BackupListCommand,
     BackupRestoreCommand,
     BaseCommand,
+    CancelCommand,
+    DenyCommand,
     DeployCommand,
     HealthCommand,
     HelpCommand,
@@ -32,14 +62,21 @@ from commands.parser import (
     RollbackCommand,
     ScaleCommand,
     StatusCommand,
+    command_text,
     help_reply,
     parse_command,
 )
+from commands.policy import ApprovalRule, Policy
+from commands.progress import ProgressFeed
 from commands.registry import RegistryClient
 from commands.rollout import Rollouts
-from commands.tracker import Tracker
+from commands.state import AuditEntry, AuditOutcome, OperationState, State, TrackedOperation, utcnow
+from commands.tracker import Busy, Tracker
 
 log = logging.getLogger(__name__)
+
+ROLLOUT_KINDS = frozenset({"deploy", "restart", "scale", "rollback"})
+BOT_USER_ID = "holmbot"  # who asks when the bot itself proposes a rollback
 
 
 @dataclass
@@ -54,17 +91,31 @@ class Clients:
     rollouts: Rollouts
 
 
+def _ms(since: float) -> int:
+    return int((time.monotonic() - since) * 1000)
+
+
 class CommandLayer:
     """Platform-free command handling shared by every chat adapter."""
 
-    def __init__(self, clients: Clients, exits: AsyncExitStack) -> None:
+    def __init__(self, clients: Clients, state: State, exits: AsyncExitStack) -> None:
         self.clients = clients
+        self.state = state
+        self.policy = Policy.from_config(clients.config)
+        self.approvals = Approvals(self.policy, state)
+        self.notices: asyncio.Queue[Notice] = asyncio.Queue()
         self._exits = exits
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._new_request = asyncio.Event()
 
     @classmethod
     async def open(cls, config: Config) -> CommandLayer:
-        """Connect to Kubernetes, the registry and the backup service as configured."""
+        """Connect to Kubernetes, the registry and the backup service as configured, open the
+        state file, pick up operations a previous run was tracking, and start expiring
+        requests."""
         async with AsyncExitStack() as exits:
+            state = await State.in_dir(config.state_dir)
+            exits.push_async_callback(state.close)
             kube = await Kube.from_config(config.kubernetes, config.namespace)
             exits.push_async_callback(kube.close)
             registry = RegistryClient(config.registry)
@@ -77,53 +128,89 @@ class CommandLayer:
                 kube, tracker, registry_host=config.registry.host, tags=registry.tags
             )
             clients = Clients(config, kube, registry, backup, tracker, rollouts)
-            return cls(clients, exits.pop_all())
+            layer = cls(clients, state, exits.pop_all())
+        await layer._resume_operations()
+        layer._spawn(layer._expire_requests())
+        return layer
 
     async def close(self) -> None:
-        """Stop tracking and close every client."""
+        """Stop background work and close every client. Operations still being tracked stay
+        `running` in the state file, so the next start picks them up."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self._exits.aclose()
+
+    # --- the flow ------------------------------------------------------------------------
 
     async def handle(self, invocation: Invocation) -> Outcome:
         """Run one invocation; never raises for anything a user typed or a service did."""
         started = time.monotonic()
+        if invocation.delivery_id is not None and not await self.state.claim_delivery(
+            invocation.platform, invocation.delivery_id
+        ):
+            await self._audit(invocation, AuditOutcome.DUPLICATE, detail=invocation.delivery_id)
+            return Outcome(Reply(title="duplicate delivery ignored"), duplicate=True)
         try:
             command = parse_command(invocation.text)
         except ParseError as error:
+            await self._audit(invocation, AuditOutcome.REFUSED, error=str(error))
             return Outcome(error.reply())
+        if not self.policy.channel_allowed(invocation.platform, invocation.channel):
+            reply = Reply(title="holmbot does not take commands in this channel", tone=Tone.ERROR)
+            await self._audit(invocation, AuditOutcome.REFUSED, command, detail=reply.title)
+            return Outcome(reply)
+        decision = self.policy.decide(invocation.user, command.action, command.service)
+        if not decision.allowed:
+            await self._audit(invocation, AuditOutcome.REFUSED, command, detail=decision.reason)
+            return Outcome(decision.reply())
         try:
-            outcome = await self.execute(command, invocation)
-        except Exception:
+            if decision.approval is not None:
+                return await self._ask_approval(invocation, command, decision.approval)
+            return await self._run(invocation, command, started)
+        except Exception as error:
             log.exception("command failed: %s", command.action)
-            outcome = Outcome(
-                Reply(
-                    title=f"{command.action} failed unexpectedly; see the bot's log",
-                    tone=Tone.ERROR,
-                )
+            await self._audit(invocation, AuditOutcome.FAILED, command, error=repr(error))
+            title = f"{command.action} failed unexpectedly; see the bot's log"
+            return Outcome(Reply(title=title, tone=Tone.ERROR))
+
+    async def vote(
+        self, user: User, request_id: str, approve: bool, *, channel: str | None = None
+    ) -> Outcome:
+        """An approve or deny from any adapter (a command, a reaction, a button). When it is
+        the last approval needed, the request runs once, as its requester, and its outcome
+        goes to the request's channel as a notice."""
+        result = await self.approvals.vote(user, request_id, approve, channel=channel)
+        if result.execute and result.request and result.invocation and result.command:
+            await self.approvals.mark_executed(result.request.id)
+            outcome = await self._run(
+                result.invocation,
+                result.command,
+                time.monotonic(),
+                approvers=result.approvers,
+                request_id=result.request.id,
             )
-        log.info(
-            "command action=%s service=%s user=%s platform=%s channel=%s ms=%d",
-            command.action,
-            command.service,
-            invocation.user.key,
-            invocation.platform,
-            invocation.channel,
-            (time.monotonic() - started) * 1000,
-        )
-        return outcome
+            request = result.request
+            self.notices.put_nowait(Notice(request.platform, request.channel, outcome))
+        return Outcome(result.reply)
+
+    async def bind_message(self, operation_id: str, message_ref: str) -> None:
+        """Remember where an operation's progress message lives (to finish it after a
+        restart)."""
+        await self.state.update_operation(operation_id, message_ref=message_ref)
 
     async def execute(self, command: BaseCommand, invocation: Invocation) -> Outcome:
         """Run an authorized command as the invocation's user."""
-        clients, who, platform = self.clients, invocation.user.key, str(invocation.platform)
-        rollouts = clients.rollouts
+        clients, user = self.clients, invocation.user
+        who, platform, rollouts = user.key, str(invocation.platform), clients.rollouts
         match command:
-            case DeployCommand(tag=None):
+            case DeployCommand(tag=None) | RestartCommand():
                 return await rollouts.restart(command.service, who=who, platform=platform)
             case DeployCommand(tag=str(tag)):
                 return await rollouts.deploy(
                     command.service, tag, container=command.container, who=who, platform=platform
                 )
-            case RestartCommand():
-                return await rollouts.restart(command.service, who=who, platform=platform)
             case ScaleCommand():
                 return await rollouts.scale(
                     command.service, command.replicas, who=who, platform=platform
@@ -144,4 +231,244 @@ class CommandLayer:
                 return await show_health(command, clients.kube, clients.config)
             case HelpCommand():
                 return Outcome(help_reply(command))
-        return Outcome(Reply(title=f"{command.action} is not available yet", tone=Tone.WARNING))
+            case ApproveCommand() | DenyCommand():
+                approve = isinstance(command, ApproveCommand)
+                return await self.vote(
+                    user, command.request_id, approve, channel=invocation.channel
+                )
+            case CancelCommand():
+                return Outcome((await self.approvals.cancel(user, command.request_id)).reply)
+            case ApprovalsCommand():
+                return Outcome(await self.approvals.pending())
+            case AuditCommand():
+                return Outcome(audit_reply(await self.state.audit_entries(limit=command.limit)))
+        return Outcome(Reply(title=f"{command.action} is not available", tone=Tone.WARNING))
+
+    # --- steps ---------------------------------------------------------------------------
+
+    async def _run(
+        self,
+        invocation: Invocation,
+        command: BaseCommand,
+        started: float,
+        *,
+        approvers: tuple[str, ...] = (),
+        request_id: str | None = None,
+    ) -> Outcome:
+        """Execute, audit, and for tracked operations record them until their final result."""
+        outcome = await self.execute(command, invocation)
+        if command.action in ("approve", "deny", "cancel"):
+            return outcome  # the approval engine audits votes and cancellations itself
+        audit = {"approvers": approvers, "request_id": request_id}
+        if outcome.progress is None or outcome.operation_id is None:
+            failed = outcome.reply.tone is Tone.ERROR
+            await self._audit(
+                invocation,
+                AuditOutcome.FAILED if failed else AuditOutcome.OK,
+                command,
+                duration_ms=_ms(started),
+                error=outcome.reply.title if failed else None,
+                **audit,
+            )
+            return outcome
+        running = self.clients.tracker.running(command.service or "")
+        revision_before = running.revision_before if running else None
+        await self.state.start_operation(
+            TrackedOperation(
+                id=outcome.operation_id,
+                kind=command.action,
+                service=command.service,
+                summary=command_text(command),
+                started_by=invocation.user.key,
+                platform=invocation.platform,
+                channel=invocation.channel,
+                detail={"text": invocation.text, "revision_before": revision_before, **audit},
+            )
+        )
+        feed = self._record(invocation, command, outcome.operation_id, outcome.progress, started)
+        return Outcome(outcome.reply, feed.follow(), operation_id=outcome.operation_id)
+
+    def _record(
+        self,
+        invocation: Invocation,
+        command: BaseCommand,
+        operation_id: str,
+        progress: AsyncIterator[Progress],
+        started: float,
+    ) -> ProgressFeed:
+        """Follow an operation in the background, whoever else reads its progress, and
+        write its end to the state file and the audit log."""
+        feed = ProgressFeed()
+
+        async def record() -> None:
+            await feed.pump(progress)
+            final = feed.final
+            if final is None or final.reason == "cancelled":
+                return  # the bot is stopping: the next start picks the operation up again
+            await self._finish(invocation, command, operation_id, final, started)
+
+        self._spawn(record())
+        return feed
+
+    async def _finish(
+        self,
+        invocation: Invocation,
+        command: BaseCommand,
+        operation_id: str,
+        final: FinalResult,
+        started: float,
+    ) -> None:
+        stored = await self.state.get_operation(operation_id)
+        detail = stored.detail if stored else {}
+        state = OperationState.SUCCEEDED if final.ok else OperationState.FAILED
+        await self.state.finish_operation(operation_id, state, message=final.message)
+        if final.rolled_back_to is not None:
+            outcome = AuditOutcome.AUTO_ROLLBACK
+        else:
+            outcome = AuditOutcome.OK if final.ok else AuditOutcome.FAILED
+        await self._audit(
+            invocation,
+            outcome,
+            command,
+            duration_ms=_ms(started),
+            error=None if final.ok else final.message,
+            detail=final.trigger,
+            approvers=tuple(detail.get("approvers") or ()),
+            request_id=detail.get("request_id"),
+        )
+        if final.rollback_proposed is not None and command.service is not None:
+            await self._propose_rollback(invocation, command.service, final)
+
+    async def _ask_approval(
+        self, invocation: Invocation, command: BaseCommand, rule: ApprovalRule
+    ) -> Outcome:
+        """Validate what would run, then open an approval request for it."""
+        problem = await self._preflight(command)
+        if problem is not None:
+            await self._audit(invocation, AuditOutcome.REFUSED, command, detail=problem.title)
+            return Outcome(problem)
+        opened = await self.approvals.open_request(invocation, command, rule)
+        self._new_request.set()
+        return Outcome(opened.reply, request_id=opened.request.id)
+
+    async def _preflight(self, command: BaseCommand) -> Reply | None:
+        """Why a command would be refused right away (unknown service, tag or backup)."""
+        match command:
+            case DeployCommand():
+                return await self.clients.rollouts.preflight(command.service, command.tag)
+            case RestartCommand() | ScaleCommand() | RollbackCommand():
+                return await self.clients.rollouts.preflight(command.service)
+            case BackupRestoreCommand():
+                try:
+                    await self.clients.backup.get_backup(command.backup_id)
+                except BackupError as error:
+                    return Reply(
+                        title=f"cannot restore {command.backup_id}: {error}", tone=Tone.ERROR
+                    )
+        return None
+
+    async def _propose_rollback(self, cause: Invocation, service: str, final: FinalResult) -> None:
+        """A rollback trigger fired and policy wants a person to agree: ask in the channel."""
+        command = RollbackCommand(service=service, revision=final.rollback_proposed)
+        _, rule = self.policy.rule("rollback", service)
+        asker = User(platform=cause.platform, id=BOT_USER_ID)
+        invocation = Invocation(user=asker, channel=cause.channel, text=command_text(command))
+        opened = await self.approvals.open_request(invocation, command, rule or ApprovalRule())
+        self._new_request.set()
+        reply = opened.reply.model_copy(
+            update={
+                "title": f"Roll {service} back to revision {final.rollback_proposed}? "
+                f"({final.trigger})",
+                "lines": [final.message, *opened.reply.lines],
+            }
+        )
+        outcome = Outcome(reply, request_id=opened.request.id)
+        self.notices.put_nowait(Notice(cause.platform, cause.channel, outcome))
+
+    # --- background work -----------------------------------------------------------------
+
+    async def _resume_operations(self) -> None:
+        """Pick up what a previous run was tracking and finish its messages."""
+        for stored in await self.state.unfinished_operations():
+            user = User.parse(stored.started_by)
+            invocation = Invocation(
+                user=user, channel=stored.channel, text=stored.detail.get("text", stored.summary)
+            )
+            command = parse_command(stored.detail.get("text", stored.summary))
+            try:
+                progress = await self._follow_again(stored)
+            except (KubeError, Busy) as error:
+                final = FinalResult(
+                    operation_id=stored.id,
+                    ok=False,
+                    message=f"{stored.summary}: lost track of it across a restart ({error})",
+                    duration_seconds=0.0,
+                    reason="lost",
+                )
+                await self._finish(invocation, command, stored.id, final, time.monotonic())
+                outcome = Outcome(final.reply(), operation_id=stored.id)
+            else:
+                elapsed = (utcnow() - stored.started_at).total_seconds()
+                began = time.monotonic() - elapsed
+                feed = self._record(invocation, command, stored.id, progress, began)
+                title = f"holmbot restarted; following {stored.summary} again ({stored.id})"
+                outcome = Outcome(Reply(title=title), feed.follow(), operation_id=stored.id)
+            self.notices.put_nowait(
+                Notice(Platform(stored.platform), stored.channel, outcome, stored.message_ref)
+            )
+
+    async def _follow_again(self, stored: TrackedOperation) -> AsyncIterator[Progress]:
+        if stored.kind in ROLLOUT_KINDS and stored.service:
+            operation = await self.clients.rollouts.resume(
+                stored.id,
+                stored.service,
+                stored.kind,
+                stored.summary,
+                who=stored.started_by,
+                platform=str(stored.platform),
+                revision_before=stored.detail.get("revision_before"),
+            )
+            return operation.follow()
+        if stored.kind == "backup.create":
+            return follow_backup(self.clients.backup, stored.id)
+        return follow_restore(self.clients.backup, stored.id)
+
+    async def _expire_requests(self) -> None:
+        """Expire requests when their time comes and say so where they were asked."""
+        while True:
+            self._new_request.clear()
+            upcoming = await self.state.next_expiry()
+            wait = None if upcoming is None else (upcoming - utcnow()).total_seconds()
+            if wait is None or wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._new_request.wait(), wait)
+                continue
+            for request in await self.approvals.expire_due():
+                outcome = Outcome(expired_reply(request), request_id=request.id)
+                self.notices.put_nowait(Notice(request.platform, request.channel, outcome))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _audit(
+        self,
+        invocation: Invocation,
+        outcome: AuditOutcome,
+        command: BaseCommand | None = None,
+        **fields: Any,
+    ) -> None:
+        action = command.action if command else None
+        service = command.service if command else None
+        entry = AuditEntry.of(invocation, outcome, action=action, service=service, **fields)
+        await self.state.audit(entry)
+        log.info(
+            "audit outcome=%s action=%s service=%s user=%s platform=%s channel=%s",
+            outcome,
+            action,
+            service,
+            invocation.user.key,
+            invocation.platform,
+            invocation.channel,
+        )

@@ -146,6 +146,7 @@ class FinalResult(BaseModel):
     reason: str | None = None  # ProgressDeadlineExceeded, ImagePullBackOff, timeout ...
     trigger: str | None = None  # the rollback trigger that fired, if any
     rolled_back_to: int | None = None  # the revision an automatic rollback went back to
+    rollback_proposed: int | None = None  # a trigger fired; rolling back to this needs approval
 
     def reply(self) -> Reply:
         return Reply(title=self.message, tone=Tone.SUCCESS if self.ok else Tone.ERROR)
@@ -156,7 +157,27 @@ Progress = ProgressUpdate | FinalResult
 
 @dataclass
 class Outcome:
-    """A command's answer: a reply now and, for long operations, progress until a final result."""
+    """A command's answer: a reply now and, for long operations, progress until a final result.
+
+    `operation_id` names a tracked operation, so an adapter can say where its progress
+    message lives (`CommandLayer.bind_message`); `request_id` names an approval request
+    the reply asks for, so an adapter can turn reactions or buttons on it into votes.
+    `duplicate` marks a repeated delivery: adapters post nothing for it.
+    """
 
     reply: Reply
     progress: AsyncIterator[Progress] | None = None
+    operation_id: str | None = None
+    request_id: str | None = None
+    duplicate: bool = False
+
+
+@dataclass
+class Notice:
+    """Something the bot says on its own in a channel: an approved command running, an
+    expired request, a rollout picked up again after a restart."""
+
+    platform: Platform
+    channel: str
+    outcome: Outcome
+    message_ref: str | None = None  # the message to edit, when one exists already

@@ -20,7 +20,7 @@ from commands.models import Outcome, Reply, ReplyField, Table, Tone
 from commands.parser import close_matches
 from commands.pods import pod_state
 from commands.registry import RegistryError
-from commands.tracker import Busy, Target, Tracker
+from commands.tracker import Busy, Operation, Target, Tracker
 
 Obj = kubectl.Obj
 # "The tags of a repository", newest first (`RegistryClient.tags`); raises RegistryError.
@@ -112,6 +112,19 @@ class Rollouts:
             summary, self._change(service, "rollback", summary, who, platform, plan)
         )
 
+    async def preflight(self, service: str, tag: str | None = None) -> Reply | None:
+        """Why a change would be refused before anything is written (unknown service or tag),
+        or None; used before asking for an approval."""
+        try:
+            await self._deployment(service)
+            if tag is not None:
+                await self._require_tag(service, tag)
+        except _Refused as refused:
+            return refused.reply
+        except KubeError as exc:
+            return Reply(title=f"cannot check {service}: {exc}", tone=Tone.ERROR)
+        return None
+
     async def status(self, service: str) -> Outcome:
         """`kubectl rollout status` once, with replicas, pod problems and any running operation."""
         return await self._answer(f"status of {service}", self._status(service))
@@ -153,18 +166,46 @@ class Rollouts:
         except BaseException:
             self.tracker.release(operation)
             raise
-        target = Target(
-            deployment=service,
-            pod_selector=kubectl.label_selector(deployment["spec"]["selector"]),
-            revision_before=kubectl.revision(deployment) if change.undoable else None,
-            rollback=partial(self._auto_undo, service) if change.undoable else None,
-        )
+        revision_before = kubectl.revision(deployment) if change.undoable else None
+        target = self._target(service, deployment, revision_before)
         reply = change.reply.model_copy(
             update={
                 "fields": [*change.reply.fields, ReplyField(name="operation", value=operation.id)]
             }
         )
-        return Outcome(reply, self.tracker.track(operation, target))
+        operation.revision_before = revision_before
+        return Outcome(reply, self.tracker.track(operation, target), operation_id=operation.id)
+
+    def _target(self, service: str, deployment: Obj, revision_before: int | None) -> Target:
+        """What to track; with a revision to go back to, triggers may roll back to it."""
+        return Target(
+            deployment=service,
+            pod_selector=kubectl.label_selector(deployment["spec"]["selector"]),
+            revision_before=revision_before,
+            rollback=partial(self._auto_undo, service) if revision_before else None,
+        )
+
+    async def resume(
+        self,
+        operation_id: str,
+        service: str,
+        kind: str,
+        summary: str,
+        *,
+        who: str,
+        platform: str,
+        revision_before: int | None,
+    ) -> Operation:
+        """Track an operation again after a restart, under its old id, from the Deployment as
+        it is now (its rollback triggers start afresh). Raises `KubeError` or `Busy`."""
+        operation = self.tracker.claim(service, kind, summary, who, platform, operation_id)
+        try:
+            deployment = await self.kube.get_deployment(service)
+        except BaseException:
+            self.tracker.release(operation)
+            raise
+        self.tracker.track(operation, self._target(service, deployment, revision_before))
+        return operation
 
     async def _write(self, service: str, deployment: Obj, plan: _Plan) -> tuple[_Change, Obj]:
         """Decide and write; on a 409 read again and decide again, a bounded number of times.

@@ -5,7 +5,8 @@ that resourceVersion, re-listed on 410 and when a watch ends; DELETED is an erro
 Deployment's pods, in threads, and emits a `ProgressUpdate` whenever what a user would see
 changes, then one `FinalResult`. While a rollout is tracked the rollback triggers (runbook
 3.3) are checked on its new ReplicaSet's pods; when one fires the tracker undoes the rollout
-(`auto_rollback: rollback`) and tracks that too, or only reports it (`report`).
+(`auto_rollback: rollback`) and tracks that too, proposes the rollback for approval
+(`approve`), or only reports it (`report`).
 
 The tracker also keeps the registry of running operations (in memory for now): one per
 service, so a second deploy of a service being tracked is refused with who started it.
@@ -28,6 +29,7 @@ from commands.formatting import human_seconds
 from commands.kube import Kube, KubeError, WatchEvent
 from commands.models import FinalResult, Progress, ProgressUpdate
 from commands.pods import PodState, pod_state
+from commands.progress import ProgressFeed
 from commands.triggers import RollbackTriggers, Trigger
 
 if TYPE_CHECKING:
@@ -39,7 +41,7 @@ RollbackAction = Callable[[int], Awaitable[str]]
 
 
 @dataclass
-class Operation:
+class Operation(ProgressFeed):
     """One tracked operation (a deploy, restart, rollback or scale) and what it has emitted."""
 
     service: str
@@ -50,37 +52,10 @@ class Operation:
     id: str = field(default_factory=lambda: f"op-{uuid.uuid4().hex[:8]}")
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     started: float = field(default_factory=time.monotonic)
-    emitted: list[Progress] = field(default_factory=list, init=False)
-    _changed: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
-
-    @property
-    def final(self) -> FinalResult | None:
-        last = self.emitted[-1] if self.emitted else None
-        return last if isinstance(last, FinalResult) else None
+    revision_before: int | None = None  # what a rollback trigger would go back to
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
-
-    def emit(self, item: Progress) -> None:
-        """Record one progress item and wake every follower."""
-        if self.final is not None:
-            return
-        self.emitted.append(item)
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
-
-    async def follow(self) -> AsyncIterator[Progress]:
-        """Everything emitted so far, then live, until the final result."""
-        index = 0
-        while True:
-            changed = self._changed
-            while index < len(self.emitted):
-                item = self.emitted[index]
-                index += 1
-                yield item
-                if isinstance(item, FinalResult):
-                    return
-            await changed.wait()
 
     def describe(self) -> str:
         """`deploy nova:v2 started by console:alice via console 12s ago`."""
@@ -234,13 +209,22 @@ class Tracker:
         return list(self._running.values())
 
     def claim(
-        self, service: str, kind: str, summary: str, started_by: str, platform: str
+        self,
+        service: str,
+        kind: str,
+        summary: str,
+        started_by: str,
+        platform: str,
+        operation_id: str | None = None,
     ) -> Operation:
-        """Reserve the service for a new operation; `Busy` if one is still running."""
+        """Reserve the service for a new operation (or one resumed under its old id);
+        `Busy` if one is still running."""
         running = self._running.get(service)
         if running is not None:
             raise Busy(running)
         operation = Operation(service, kind, summary, started_by, platform)
+        if operation_id is not None:
+            operation.id = operation_id
         self._running[service] = operation
         return operation
 
@@ -303,6 +287,16 @@ class Tracker:
             why = f"no automatic rollback for a {operation.kind}"
         elif not revision:
             why = "no earlier revision to roll back to"
+        elif self.policy.auto_rollback == "approve":
+            message = f"{fired}; rolling back to revision {revision} needs an approval"
+            return self._final(
+                operation,
+                False,
+                message,
+                reason=trigger.reason,
+                trigger=trigger.rule,
+                rollback_proposed=revision,
+            )
         elif self.policy.auto_rollback != "rollback":
             why = "auto_rollback is set to report"
         else:
@@ -464,6 +458,7 @@ class Tracker:
         reason: str | None = None,
         trigger: str | None = None,
         rolled_back_to: int | None = None,
+        rollback_proposed: int | None = None,
     ) -> FinalResult:
         elapsed = operation.elapsed()
         verdict = "done" if ok else "failed"
@@ -475,4 +470,5 @@ class Tracker:
             reason=reason,
             trigger=trigger,
             rolled_back_to=rolled_back_to,
+            rollback_proposed=rollback_proposed,
         )

@@ -17,6 +17,7 @@ import yaml
 from aiohttp import web
 from pydantic import BaseModel
 
+from commands.policy import demo_access
 from sandbox import seed
 from sandbox.apiserver import ApiServer
 from sandbox.backup import BackupService
@@ -183,6 +184,7 @@ class Sandbox:
                 "service_url_template": endpoints.service_url_template,
             },
             "protected_services": ["postgres"],
+            "access": demo_access(),
             "state_dir": str(self.state_dir / "bot"),
         }
         self.bot_config_path.write_text(yaml.safe_dump(bot_config, sort_keys=False))

@@ -38,6 +38,7 @@ async def run_console(
         layer = await CommandLayer.open(config)
         stack.push_async_callback(layer.close)
         session = ConsoleSession(layer, default_user, out, config.state_dir / "attachments")
+        stack.push_async_callback(session.close)
         prompt = PROMPT if source.isatty() else None
         async for line in read_lines(source, prompt):
             await session.run_line(line)

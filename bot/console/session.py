@@ -37,6 +37,12 @@ class ConsoleSession:
         self.out = out
         self.attachments_dir = attachments_dir
         self._followers: set[asyncio.Task[None]] = set()
+        self._notices = asyncio.create_task(self._show_notices())
+
+    async def close(self) -> None:
+        """Stop showing notices."""
+        self._notices.cancel()
+        await asyncio.gather(self._notices, return_exceptions=True)
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -62,6 +68,8 @@ class ConsoleSession:
 
     def show(self, outcome: Outcome) -> None:
         """Print a reply, and follow its progress in the background."""
+        if outcome.duplicate:
+            return
         self.say(render_reply(outcome.reply, self._save_attachment(outcome)))
         if outcome.progress is not None:
             task = asyncio.create_task(self._follow(outcome.progress))
@@ -69,9 +77,21 @@ class ConsoleSession:
             task.add_done_callback(self._followers.discard)
 
     async def wait(self) -> None:
-        """Wait until every operation followed so far has reached its final result."""
-        while self._followers:
+        """Wait until every notice is shown and every operation followed so far (also those
+        the notices started) has reached its final result."""
+        while True:
+            await self.layer.notices.join()
+            if not self._followers:
+                return
             await asyncio.gather(*self._followers, return_exceptions=True)
+
+    async def _show_notices(self) -> None:
+        while True:
+            notice = await self.layer.notices.get()
+            try:
+                self.show(notice.outcome)
+            finally:
+                self.layer.notices.task_done()
 
     async def _follow(self, progress: AsyncIterator[Progress]) -> None:
         """Print each update that reads differently from the one before it."""

@@ -1,0 +1,52 @@
+"""A replayable stream of progress: many followers, each sees everything from the start."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from commands.models import FinalResult, Progress
+
+
+@dataclass
+class ProgressFeed:
+    """Progress items recorded in order, ending with one `FinalResult`.
+
+    Followers (the chat message, the audit, a resumed session) each get every item from the
+    first, then live ones, until the final result.
+    """
+
+    emitted: list[Progress] = field(default_factory=list, init=False)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+
+    @property
+    def final(self) -> FinalResult | None:
+        last = self.emitted[-1] if self.emitted else None
+        return last if isinstance(last, FinalResult) else None
+
+    def emit(self, item: Progress) -> None:
+        """Record one progress item and wake every follower; nothing after the final result."""
+        if self.final is not None:
+            return
+        self.emitted.append(item)
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def follow(self) -> AsyncIterator[Progress]:
+        """Everything emitted so far, then live, until the final result."""
+        index = 0
+        while True:
+            changed = self._changed
+            while index < len(self.emitted):
+                item = self.emitted[index]
+                index += 1
+                yield item
+                if isinstance(item, FinalResult):
+                    return
+            await changed.wait()
+
+    async def pump(self, source: AsyncIterator[Progress]) -> None:
+        """Record everything `source` yields."""
+        async for item in source:
+            self.emit(item)
