@@ -76,6 +76,7 @@ from commands.tracker import Busy, Tracker
 log = logging.getLogger(__name__)
 
 ROLLOUT_KINDS = frozenset({"deploy", "restart", "scale", "rollback"})
+CLOSE_GRACE_SECONDS = 2.0  # how long closing waits for results already in to be written
 BOT_USER_ID = "holmbot"  # who asks when the bot itself proposes a rollback
 
 
@@ -107,6 +108,7 @@ class CommandLayer:
         self._exits = exits
         self._tasks: set[asyncio.Task[None]] = set()
         self._new_request = asyncio.Event()
+        self._expiry: asyncio.Task[None] = asyncio.create_task(asyncio.sleep(0))
 
     @classmethod
     async def open(cls, config: Config) -> CommandLayer:
@@ -130,16 +132,19 @@ class CommandLayer:
             clients = Clients(config, kube, registry, backup, tracker, rollouts)
             layer = cls(clients, state, exits.pop_all())
         await layer._resume_operations()
-        layer._spawn(layer._expire_requests())
+        layer._expiry = asyncio.create_task(layer._expire_requests())
         return layer
 
     async def close(self) -> None:
         """Stop background work and close every client. Operations still being tracked stay
         `running` in the state file, so the next start picks them up."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        self._expiry.cancel()
+        await self.clients.tracker.close()  # every rollout ends with "tracking stopped"
+        if self._tasks:  # recorders write what had already finished; backups are cut off
+            _, unfinished = await asyncio.wait(list(self._tasks), timeout=CLOSE_GRACE_SECONDS)
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
         await self._exits.aclose()
 
     # --- the flow ------------------------------------------------------------------------
@@ -278,7 +283,7 @@ class CommandLayer:
                 id=outcome.operation_id,
                 kind=command.action,
                 service=command.service,
-                summary=command_text(command),
+                summary=running.summary if running else command_text(command),
                 started_by=invocation.user.key,
                 platform=invocation.platform,
                 channel=invocation.channel,

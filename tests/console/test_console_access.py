@@ -1,0 +1,259 @@
+"""Roles, approvals and the audit log through the console, as several users (issue 4)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from typing import Any
+
+from commands.config import Config
+from commands.layer import CommandLayer
+from commands.models import Invocation, User
+from commands.policy import AccessConfig, demo_access
+from commands.state import State
+from sandbox.cluster import Sandbox
+from tests.console.driver import (
+    Console,
+    current_image,
+    deployment,
+    desired_state,
+    eventually,
+    image,
+    open_console,
+    operation_id,
+    rolled_out,
+)
+
+_REQUEST = re.compile(r"\(request (\w+)\)")
+
+
+def request_id(reply: str) -> str:
+    match = _REQUEST.search(reply)
+    assert match is not None, f"no approval request in:\n{reply}"
+    return match.group(1)
+
+
+def with_access(config: Config, **changes: Any) -> Config:
+    """The demo policy with some top-level parts of `access` replaced."""
+    access = AccessConfig.model_validate({**demo_access(), **changes})
+    return config.model_copy(update={"access": access})
+
+
+async def audit_log(config: Config) -> list[dict[str, Any]]:
+    async with await State.in_dir(config.state_dir, read_only=True) as state:
+        return [entry.model_dump(mode="json") for entry in await state.audit_entries()]
+
+
+def revisions(sandbox: Sandbox, name: str) -> int:
+    return int(
+        deployment(sandbox, name)["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+    )
+
+
+async def test_a_viewer_is_refused_and_told_which_role_it_needs(
+    console: Console, sandbox: Sandbox, bot_config: Config
+) -> None:
+    before = desired_state(sandbox, "nova")
+    reply = await console.run("as console:carol: deploy nova v2")
+    assert reply == (
+        "✘ not allowed: deploy needs the role deployer or admin; console:carol has viewer"
+    )
+    health = await console.run("as console:carol: health nova")
+    assert "not allowed" not in health
+    assert desired_state(sandbox, "nova") == before
+    refused = [e for e in await audit_log(bot_config) if e["outcome"] == "refused"]
+    assert refused[-1]["user"] == "console:carol"
+    assert refused[-1]["action"] == "deploy"
+    assert "deployer or admin" in refused[-1]["detail"]
+
+
+async def test_protected_service_needs_an_admin_and_a_deny_changes_nothing(
+    console: Console, sandbox: Sandbox, bot_config: Config
+) -> None:
+    direct = await console.run("as console:alice: restart nova")
+    assert "approval needed" not in direct
+    before = desired_state(sandbox, "postgres")
+    asked = await console.run("as console:alice: deploy postgres 16.2")
+    rid = request_id(asked)
+    assert "will run: deploy postgres 16.2 as console:alice" in asked
+    assert "1 approval from admin" in asked
+    assert f"approve {rid} or deny {rid}" in asked
+    denied = await console.run(f"as console:bob: deny {rid}")
+    assert "denied" in denied
+    late = await console.run(f"as console:dave: approve {rid}")
+    assert "denied" in late or "finished" in late or "no longer" in late
+    await console.wait()
+    assert desired_state(sandbox, "postgres") == before
+    outcomes = [e["outcome"] for e in await audit_log(bot_config) if e.get("request_id") == rid]
+    assert "approval-requested" in outcomes
+    assert "denied" in outcomes
+
+
+async def test_missing_tag_is_refused_before_any_request_is_opened(console: Console) -> None:
+    reply = await console.run("as console:alice: deploy postgres 99.9")
+    assert "postgres:99.9 is not in the registry" in reply
+    assert "approval needed" not in reply
+    assert await console.run("approvals") == "no pending approval requests"
+
+
+async def test_an_admins_approval_runs_the_deploy_once_as_the_requester(
+    console: Console, sandbox: Sandbox, bot_config: Config
+) -> None:
+    rid = request_id(await console.run("as console:alice: deploy postgres 16.2"))
+    own = await console.run(f"as console:alice: approve {rid}")
+    assert "console:alice asked for" in own and "cannot approve" in own
+    stranger = await console.run(f"as console:carol: approve {rid}")
+    assert "✘" in stranger
+    assert current_image(sandbox, "postgres") == image("postgres", "15.6")
+    approved = await console.run(f"as console:bob: approve {rid}")
+    assert "approved" in approved
+    await console.wait()
+    assert current_image(sandbox, "postgres") == image("postgres", "16.2")
+    annotations = deployment(sandbox, "postgres")["metadata"]["annotations"]
+    assert "by console:alice via console" in annotations["kubernetes.io/change-cause"]
+    finals = [m for m in console.out.messages if "✔ deploy postgres:16.2 done" in m]
+    assert len(finals) == 1
+    again = await console.run(f"as console:dave: approve {rid}")
+    assert "✘" in again or "already" in again
+    await console.wait()
+    assert revisions(sandbox, "postgres") == 3
+    entries = [e for e in await audit_log(bot_config) if e.get("request_id") == rid]
+    ran = [e for e in entries if e["action"] == "deploy" and e["outcome"] == "ok"]
+    assert len(ran) == 1
+    assert ran[0]["user"] == "console:alice"
+    assert ran[0]["approvers"] == ["console:bob"]
+    assert ran[0]["duration_ms"] > 0
+    refused = [e for e in entries if e["outcome"] == "refused"]
+    assert {"console:alice", "console:carol"} <= {e["user"] for e in refused}
+
+
+async def test_two_distinct_approvals_when_the_policy_says_two(
+    sandbox: Sandbox, bot_config: Config
+) -> None:
+    two = {"approvals": 2, "approvers": ["admin"], "expires_after": "1h"}
+    config = with_access(bot_config, actions={"scale": {"approval": two}})
+    async with open_console(config) as console:
+        rid = request_id(await console.run("as console:alice: scale nova 3"))
+        first = await console.run(f"as console:bob: approve {rid}")
+        assert "1/2" in first or "1 of 2" in first
+        twice = await console.run(f"as console:bob: approve {rid}")
+        assert "already" in twice
+        assert deployment(sandbox, "nova")["spec"]["replicas"] == 2
+        await console.run(f"as console:dave: approve {rid}")
+        await console.wait()
+        assert deployment(sandbox, "nova")["spec"]["replicas"] == 3
+        await eventually(lambda: rolled_out(sandbox, "nova"))
+
+
+async def test_a_request_expires_and_says_so(sandbox: Sandbox, bot_config: Config) -> None:
+    short = {"approvals": 1, "approvers": ["admin"], "expires_after": 1}
+    config = with_access(bot_config, protected_approval=short)
+    async with open_console(config) as console:
+        rid = request_id(await console.run("as console:alice: restart postgres"))
+        expired = await eventually(
+            lambda: [m for m in console.out.messages if f"request {rid} expired" in m], 10
+        )
+        assert "nothing ran" in expired[0]
+        late = await console.run(f"as console:bob: approve {rid}")
+        assert "expired" in late
+    entries = [e for e in await audit_log(config) if e.get("request_id") == rid]
+    assert "expired" in [e["outcome"] for e in entries]
+
+
+async def test_pending_request_survives_a_restart_and_runs_exactly_once(
+    sandbox: Sandbox, bot_config: Config
+) -> None:
+    async with open_console(bot_config) as first:
+        rid = request_id(await first.run("as console:alice: scale postgres 2"))
+    async with open_console(bot_config) as second:
+        listed = await second.run("approvals")
+        assert rid in listed
+        await second.run(f"as console:bob: approve {rid}")
+        await second.wait()
+        assert deployment(sandbox, "postgres")["spec"]["replicas"] == 2
+    async with open_console(bot_config) as third:
+        again = await third.run(f"as console:dave: approve {rid}")
+        assert "✘" in again or "already" in again
+    ran = [
+        e
+        for e in await audit_log(bot_config)
+        if e.get("request_id") == rid and e["action"] == "scale" and e["outcome"] == "ok"
+    ]
+    assert len(ran) == 1
+
+
+async def test_a_rollout_in_flight_is_picked_up_after_a_restart(
+    sandbox: Sandbox, bot_config: Config
+) -> None:
+    layer = await CommandLayer.open(bot_config)
+    first = Console(layer)
+    op = operation_id(await first.run("as console:alice: deploy gateway v2.2.0"))
+    await layer.close()  # the bot stops in the middle of the rollout
+    await first.session.wait()
+    await first.session.close()
+    assert "tracking stopped" in first.final(op)
+    assert not rolled_out(sandbox, "gateway")
+    async with open_console(bot_config) as second:
+        await eventually(lambda: any(op in m and "again" in m for m in second.out.messages))
+        await second.wait()
+        assert second.final(op).startswith(f"[{op}] ✔ deploy gateway:v2.2.0 done")
+    assert rolled_out(sandbox, "gateway")
+    entries = [e for e in await audit_log(bot_config) if e["action"] == "deploy"]
+    assert [e["outcome"] for e in entries] == ["ok"]
+    assert entries[0]["user"] == "console:alice"
+
+
+async def test_the_same_delivery_twice_runs_once_even_across_a_restart(
+    sandbox: Sandbox, bot_config: Config
+) -> None:
+    alice = User.parse("console:alice")
+    delivery = Invocation(user=alice, channel="ops", text="restart nova", delivery_id="ev-1")
+    layer = await CommandLayer.open(bot_config)
+    try:
+        first = await layer.handle(delivery)
+        second = await layer.handle(delivery)
+        assert not first.duplicate and first.progress is not None
+        assert second.duplicate and second.progress is None
+        async for _ in first.progress:
+            pass
+    finally:
+        await layer.close()
+    layer = await CommandLayer.open(bot_config)
+    try:
+        assert (await layer.handle(delivery)).duplicate
+    finally:
+        await layer.close()
+    entries = [e for e in await audit_log(bot_config) if e["command"] == "restart nova"]
+    assert sorted(e["outcome"] for e in entries) == ["duplicate", "duplicate", "ok"]
+    assert revisions(sandbox, "nova") == 3
+
+
+async def test_audit_command_and_cli(console: Console, bot_config: Config) -> None:
+    await console.run("as console:carol: scale nova 5")
+    await console.run("health nova")
+    refused = await console.run("as console:alice: audit")
+    assert "not allowed" in refused
+    shown = await console.run("audit 5")
+    assert "console:carol" in shown and "refused" in shown
+    process = await asyncio.create_subprocess_exec(
+        "holmbot",
+        "audit",
+        "--format",
+        "json",
+        "--user",
+        "console:carol",
+        env={
+            "HOLMBOT_CONFIG": str(bot_config.state_dir.parent / "holmbot.yaml"),
+            "PATH": os.environ["PATH"],
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()
+    entries = json.loads(stdout)
+    assert [(e["user"], e["action"], e["outcome"]) for e in entries] == [
+        ("console:carol", "scale", "refused")
+    ]
