@@ -451,6 +451,7 @@ async def show_health(command: HealthCommand, kube: Kube, config: Config) -> Out
             return Outcome(await cluster_overview(kube, config))
         return Outcome(await service_health(command.service, kube, config))
     except KubeError as exc:
+        whose = f"{command.service}'s" if command.service else "the cluster's"
         return Outcome(
-            Reply(title="Cannot read the cluster's health", tone=Tone.ERROR, lines=[str(exc)])
+            Reply(title=f"Cannot read {whose} health", tone=Tone.ERROR, lines=[str(exc)])
         )

@@ -208,10 +208,10 @@ async def test_kubernetes_unreachable(world: World, refused_url: str, tmp_path: 
         world.config.kubernetes.model_copy(update={"kubeconfig": kubeconfig}), "holm"
     )
     try:
-        for text in ("health", "health nova"):
+        for text, whose in (("health", "the cluster's"), ("health nova", "nova's")):
             reply = (await show_health(parse_command(text), kube, world.config)).reply  # type: ignore[arg-type]
             assert reply.tone == Tone.ERROR
-            assert reply.title == "Cannot read the cluster's health"
+            assert reply.title == f"Cannot read {whose} health"
             assert f"Kubernetes API at {refused_url} is unreachable" in reply.text
     finally:
         await kube.close()
