@@ -26,7 +26,7 @@ from tests.console.driver import (
     rolled_out,
 )
 
-_REQUEST = re.compile(r"\(request (\w+)\)")
+_REQUEST = re.compile(r"approve (\w+) or deny")
 
 
 def request_id(reply: str) -> str:
@@ -256,4 +256,28 @@ async def test_audit_command_and_cli(console: Console, bot_config: Config) -> No
     entries = json.loads(stdout)
     assert [(e["user"], e["action"], e["outcome"]) for e in entries] == [
         ("console:carol", "scale", "refused")
+    ]
+
+
+async def test_a_fired_trigger_can_ask_for_the_rollback_instead(
+    sandbox: Sandbox, bot_config: Config
+) -> None:
+    config = bot_config.model_copy(
+        update={"rollout": bot_config.rollout.model_copy(update={"auto_rollback": "approve"})}
+    )
+    async with open_console(config) as console:
+        op = operation_id(await console.run("as console:alice: deploy nova v2-broken"))
+        question = await eventually(
+            lambda: [m for m in console.out.messages if m.startswith("! Roll nova back")], 60
+        )
+        assert "revision 2?" in question[0]
+        assert "needs an approval" in console.final(op)
+        assert current_image(sandbox, "nova") == image("nova", "v2-broken")
+        rid = request_id(question[0])
+        await console.run(f"as console:bob: approve {rid}")
+        await console.wait()
+        assert current_image(sandbox, "nova") == image("nova", "v1.1")
+    entries = [e for e in await audit_log(config) if e.get("request_id") == rid]
+    assert [(e["user"], e["action"], e["outcome"]) for e in entries if e["outcome"] == "ok"] == [
+        ("console:holmbot", "rollback", "ok")
     ]

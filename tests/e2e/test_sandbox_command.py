@@ -1,0 +1,60 @@
+"""`holmbot sandbox` as a person runs it: files written, kubectl works, SIGTERM stops all."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+
+import yaml
+
+from tests.kubectl import kubectl
+
+
+async def test_holmbot_sandbox_runs_and_stops_everything_it_started(tmp_path: Path) -> None:
+    state = tmp_path / "holm"
+    process = await asyncio.create_subprocess_exec(
+        "holmbot",
+        "sandbox",
+        "--state-dir",
+        str(state),
+        "--speed",
+        "20",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=os.environ.copy(),
+    )
+    assert process.stdout is not None
+    printed: list[str] = []
+    async with asyncio.timeout(60):
+        while not printed or not printed[-1].startswith("Stop with"):
+            printed.append((await process.stdout.readline()).decode().rstrip())
+    try:
+        assert f"export KUBECONFIG={state / 'kubeconfig'}" in printed
+        endpoints = json.loads((state / "endpoints.json").read_text())
+        assert {"kubernetes", "registry", "backup", "health_aggregator"} <= endpoints.keys()
+        bot_config = yaml.safe_load((state / "holmbot.yaml").read_text())
+        assert bot_config["registry"]["url"] == endpoints["registry"]
+        nodes = await kubectl(state / "kubeconfig", "get", "nodes", "--no-headers")
+        assert len(nodes.stdout.splitlines()) == 13
+        registry_config = str(state / "registry" / "config.yml")
+        assert registry_config in _processes()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            code = await process.wait()
+    assert code == 0
+    assert registry_config not in _processes()
+
+
+def _processes() -> str:
+    """Every running process's command line, one a line."""
+    lines = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            lines.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue  # the process ended meanwhile
+    return "\n".join(lines)
