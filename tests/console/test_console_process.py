@@ -1,0 +1,128 @@
+"""The real `holmbot console` process with commands piped in, as an operator scripts it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+
+import yaml
+
+from sandbox.cluster import Sandbox
+from tests.console.driver import (
+    PROBE_TIMEOUT,
+    current_image,
+    deployment,
+    image,
+    rolled_out,
+)
+
+CHANGE_CAUSE = "kubernetes.io/change-cause"
+PROCESS_LIMIT = 60.0  # seconds a console process may take
+
+
+async def holmbot(*args: str, stdin: str, timeout: float = PROCESS_LIMIT) -> tuple[int, str, str]:
+    """Run `holmbot ARGS` with `stdin` piped in (not a terminal); exit code, stdout, stderr."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOLMBOT_")}
+    process = await asyncio.create_subprocess_exec(
+        "holmbot",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(stdin.encode()), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    return process.returncode or 0, stdout.decode(), stderr.decode()
+
+
+def operation_of(stdout: str, summary: str) -> str:
+    """The operation id printed after the reply starting with `summary`."""
+    match = re.search(rf"^{re.escape(summary)}\n(?:.+\n)*?operation: (\S+)$", stdout, re.M)
+    assert match is not None, stdout
+    return match.group(1)
+
+
+def registry_processes_under(path: Path) -> list[str]:
+    """Command lines of live processes that mention `path` (a leaked registry would)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(path) in cmdline:
+            found.append(cmdline)
+    return found
+
+
+async def test_console_process_runs_piped_commands_against_a_running_sandbox(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    config = yaml.safe_load(sandbox.bot_config_path.read_text())
+    config["health"]["probe_timeout_seconds"] = PROBE_TIMEOUT
+    config_path = tmp_path / "holmbot.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    script = (
+        "/deploy nova v2\n"
+        "as console:bob: /deploy pulse v1.1\n"
+        "\n"
+        "# comments and blank lines are skipped\n"
+        "frobnicate\n"
+        "/history pulse\n"
+        "/health registry-ui\n"
+    )  # no `wait`: at the end of input the console waits for tracked operations itself
+
+    code, stdout, stderr = await holmbot(
+        "console", "--config", str(config_path), "--as", "console:alice", stdin=script
+    )
+
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    nova = operation_of(stdout, "Deploying nova:v2")
+    pulse = operation_of(stdout, "Deploying pulse:v1.1")
+    lines = stdout.splitlines()
+    assert "change-cause: holmbot deploy nova:v2 by console:alice via console" in lines
+    assert "change-cause: holmbot deploy pulse:v1.1 by console:bob via console" in lines
+    assert any(line.startswith(f"[{nova}] ✔ deploy nova:v2 done: ") for line in lines), stdout
+    assert any(line.startswith(f"[{pulse}] ✔ deploy pulse:v1.1 done: ") for line in lines)
+    assert "✘ unknown command 'frobnicate'; try help" in lines
+    assert "deployment.apps/pulse rollout history" in lines
+    assert any(re.match(r"^[!✘] registry-ui: ", line) for line in lines), stdout
+    assert any(line.startswith("/health: ") for line in lines), stdout
+
+    assert current_image(sandbox, "nova") == image("nova", "v2")
+    assert current_image(sandbox, "pulse") == image("pulse", "v1.1")
+    assert rolled_out(sandbox, "nova") and rolled_out(sandbox, "pulse")
+    assert deployment(sandbox, "nova")["metadata"]["annotations"][CHANGE_CAUSE] == (
+        "holmbot deploy nova:v2 by console:alice via console"
+    )
+
+
+async def test_console_sandbox_works_on_a_fresh_machine() -> None:
+    """`printf '/deploy nova v2\\n/health nova\\n' | holmbot console --sandbox`, bounded."""
+    code, stdout, stderr = await holmbot(
+        "console", "--sandbox", "--speed", "20", stdin="/deploy nova v2\n/health nova\n"
+    )
+
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    lines = stdout.splitlines()
+    match = re.fullmatch(r"sandbox running; kubectl: export KUBECONFIG=(\S+)", lines[0])
+    assert match is not None, stdout
+    nova = operation_of(stdout, "Deploying nova:v2")
+    assert lines[-1].startswith(f'[{nova}] ✔ deploy nova:v2 done: deployment "nova" successfully')
+    assert any(re.match(r"^(✔ |! )?nova: ", line) for line in lines), stdout
+    assert any(line.startswith("/health: 200") for line in lines), stdout
+    # the sandbox it started is gone with it: state directory and registry process
+    state_dir = Path(match.group(1)).parent
+    assert not state_dir.exists()
+    assert registry_processes_under(state_dir) == []
