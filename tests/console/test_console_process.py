@@ -11,12 +11,14 @@ import yaml
 
 from sandbox.cluster import Sandbox
 from tests.console.driver import (
+    NS,
     PROBE_TIMEOUT,
     current_image,
     deployment,
     image,
     rolled_out,
 )
+from tests.kubectl import kubectl
 
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 PROCESS_LIMIT = 60.0  # seconds a console process may take
@@ -64,9 +66,30 @@ def registry_processes_under(path: Path) -> list[str]:
     return found
 
 
+async def wait_for_log_lines(sandbox: Sandbox, app: str, container: str, count: int) -> None:
+    """Wait (bounded) until the app's pods have logged at least `count` lines in all."""
+    async with asyncio.timeout(30):
+        while True:
+            logs = await kubectl(
+                sandbox.kubeconfig,
+                "-n",
+                NS,
+                "logs",
+                "-l",
+                f"app={app}",
+                "-c",
+                container,
+                "--tail=-1",
+            )
+            if logs.code == 0 and len(logs.stdout.splitlines()) >= count:
+                return
+            await asyncio.sleep(0.2)
+
+
 async def test_console_process_runs_piped_commands_against_a_running_sandbox(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
+    await wait_for_log_lines(sandbox, "gateway", "gateway", 45)  # more than a message holds
     config = yaml.safe_load(sandbox.bot_config_path.read_text())
     config["health"]["probe_timeout_seconds"] = PROBE_TIMEOUT
     config_path = tmp_path / "holmbot.yaml"
@@ -79,6 +102,7 @@ async def test_console_process_runs_piped_commands_against_a_running_sandbox(
         "frobnicate\n"
         "/history pulse\n"
         "/health registry-ui\n"
+        "/logs gateway --container gateway --tail 100\n"
     )  # no `wait`: at the end of input the console waits for tracked operations itself
 
     code, stdout, stderr = await holmbot(
@@ -98,6 +122,13 @@ async def test_console_process_runs_piped_commands_against_a_running_sandbox(
     assert "deployment.apps/pulse rollout history" in lines
     assert any(re.match(r"^[!✘] registry-ui: ", line) for line in lines), stdout
     assert any(line.startswith("/health: ") for line in lines), stdout
+    # long logs: a preview in the reply, the whole text saved as a file
+    attachment = sandbox.state_dir / "bot" / "attachments" / "gateway-logs.txt"
+    saved = re.search(
+        rf"^\[full output: {re.escape(str(attachment))} \((\d+) lines\)\]$", stdout, re.M
+    )
+    assert saved is not None, stdout
+    assert len(attachment.read_text().splitlines()) == int(saved.group(1)) >= 45
 
     assert current_image(sandbox, "nova") == image("nova", "v2")
     assert current_image(sandbox, "pulse") == image("pulse", "v1.1")

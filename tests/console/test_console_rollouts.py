@@ -289,3 +289,45 @@ async def test_help_malformed_input_and_unknown_services(
         for d in sandbox.store.list(DEPLOYMENTS, NS)
     }
     assert after == before
+
+
+async def test_restart_scale_and_a_service_with_a_sidecar(
+    sandbox: Sandbox, console: Console
+) -> None:
+    before = {p["metadata"]["name"] for p in pods(sandbox, "holmos-shell")}
+    envoy = deployment(sandbox, "gateway")["spec"]["template"]["spec"]["containers"][1]
+
+    restart = await console.run("/deploy holmos-shell")  # no tag: a rollout restart
+    gateway = await console.run("/deploy gateway v2.2.0")
+    sidecar_logs = await console.run("/logs gateway")
+    await console.wait()
+
+    assert restart.splitlines()[0] == "Restarting holmos-shell"
+    assert "change-cause: holmbot restart holmos-shell by console:operator via console" in restart
+    assert "container: gateway" in gateway.splitlines()  # the one named like the service
+    assert sidecar_logs.splitlines() == [
+        "! These pods have 2 containers; pick one with --container",
+        "containers: gateway, envoy",
+    ]
+    for reply, done in ((restart, "restart holmos-shell"), (gateway, "deploy gateway:v2.2.0")):
+        op = operation_id(reply)
+        assert console.final(op).startswith(f"[{op}] ✔ {done} done: "), console.text
+    template = deployment(sandbox, "holmos-shell")["spec"]["template"]
+    assert "kubectl.kubernetes.io/restartedAt" in template["metadata"]["annotations"]
+    assert rolled_out(sandbox, "holmos-shell")
+    await eventually(
+        lambda: not before & {p["metadata"]["name"] for p in pods(sandbox, "holmos-shell")}
+    )
+    containers = deployment(sandbox, "gateway")["spec"]["template"]["spec"]["containers"]
+    assert [c["image"] for c in containers] == [image("gateway", "v2.2.0"), envoy["image"]]
+    assert containers[1] == envoy
+
+    scale = await console.run("/scale holmos-shell 3")
+    assert scale.splitlines()[0] == "Scaling holmos-shell from 2 to 3 replicas"
+    op = operation_id(scale)
+    await console.wait()
+    assert console.final(op).startswith(f"[{op}] ✔ scale holmos-shell to 3 done: ")
+    table = await kubectl(sandbox.kubeconfig, "-n", NS, "get", "deploy", "holmos-shell")
+    assert table.stdout.splitlines()[1].split()[1:4] == ["3/3", "3", "3"]
+    same = await console.run("/scale holmos-shell 3")
+    assert same == "holmos-shell already has 3 replicas; nothing to do"
