@@ -278,7 +278,7 @@ async def restore_backup(client: BackupClient, backup_id: str) -> Outcome:
         restore = await client.start_restore(backup_id)
     except BackupError as exc:
         if exc.status == 404:
-            return await _unknown_backup(client, backup_id)
+            return await unknown_backup(client, backup_id)
         return _failure(f"Restore of {backup_id} not started", exc)
     return Outcome(
         Reply(title=f"Restoring {backup_id} ({restore.id})"),
@@ -287,7 +287,8 @@ async def restore_backup(client: BackupClient, backup_id: str) -> Outcome:
     )
 
 
-async def _unknown_backup(client: BackupClient, backup_id: str) -> Outcome:
+async def unknown_backup(client: BackupClient, backup_id: str) -> Outcome:
+    """No backup is called `backup_id`: say so, with the newest completed ones."""
     lines = ["/backup list shows the available backups"]
     try:
         newest = [b.id for b in await client.list_backups() if b.status == COMPLETED][:3]

@@ -26,6 +26,7 @@ from commands.backup import (
     follow_backup,
     follow_restore,
     run_backup_command,
+    unknown_backup,
 )
 from commands.config import Config
 from commands.health import show_health
@@ -364,12 +365,14 @@ class CommandLayer:
             case RestartCommand() | ScaleCommand() | RollbackCommand():
                 return await self.clients.rollouts.preflight(command.service)
             case BackupRestoreCommand():
+                client = self.clients.backup
                 try:
-                    await self.clients.backup.get_backup(command.backup_id)
+                    await client.get_backup(command.backup_id)
                 except BackupError as error:
-                    return Reply(
-                        title=f"cannot restore {command.backup_id}: {error}", tone=Tone.ERROR
-                    )
+                    if error.status == 404:
+                        return (await unknown_backup(client, command.backup_id)).reply
+                    title = f"cannot restore {command.backup_id}: {error}"
+                    return Reply(title=title, tone=Tone.ERROR)
         return None
 
     async def _propose_rollback(self, cause: Invocation, service: str, final: FinalResult) -> None:

@@ -19,7 +19,7 @@ from commands.layer import CommandLayer
 from commands.models import Invocation, Outcome, Progress, User
 
 CHANNEL = "console"
-_AS_USER = re.compile(r"^as\s+(\S+?):\s+(.*)$")
+_AS_USER = re.compile(r"^as\s+([^\s:]+(?::[^\s:]+)?):\s*(.*)$")
 
 
 class ConsoleSession:
@@ -63,6 +63,9 @@ class ConsoleSession:
                 self.say(f"✘ {error}")
                 return
             text = match.group(2)
+            if not text:
+                self.say("✘ as USER: needs a command, e.g. as console:alice: health")
+                return
         outcome = await self.layer.handle(Invocation(user=user, channel=CHANNEL, text=text))
         self.show(outcome)
 
