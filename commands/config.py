@@ -153,6 +153,9 @@ class RolloutConfig(_Section):
     restart_threshold: int = Field(default=3, ge=1)
     restart_window_seconds: Seconds = 300.0
     health_failure_seconds: Seconds = 120.0
+    # A finished deploy or restart stays watched this long for the triggers (a leak or a
+    # flapping health check often shows only after the rollout) before it is reported done.
+    verify_seconds: float = Field(default=60.0, ge=0)
 
 
 def _default_state_dir() -> Path:

@@ -191,12 +191,11 @@ def _tagged(queue: asyncio.Queue[tuple[str, WatchEvent]], source: str, event: Wa
 class Tracker:
     """Tracks rollouts to their end, concurrently, and knows which services are busy."""
 
-    def __init__(self, kube: Kube, policy: RolloutConfig, *, verify_seconds: float = 0.0) -> None:
-        """`verify_seconds`: how long a completed deploy or restart stays watched for the
-        rollback triggers before it is reported done (0: done when kubectl would say so)."""
+    def __init__(self, kube: Kube, policy: RolloutConfig) -> None:
+        """`policy.verify_seconds`: how long a completed deploy or restart stays watched for
+        the rollback triggers before it is reported done (0: done when kubectl would say so)."""
         self.kube = kube
         self.policy = policy
-        self.verify_seconds = verify_seconds
         self._running: dict[str, Operation] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -269,7 +268,7 @@ class Tracker:
         triggers = RollbackTriggers(
             policy.restart_threshold, policy.restart_window_seconds, policy.health_failure_seconds
         )
-        verify = self.verify_seconds if target.rollback is not None else 0.0
+        verify = policy.verify_seconds if target.rollback is not None else 0.0
         ending = await self._watch(operation, target, triggers, verify)
         if ending.status == "done":
             return self._final(operation, True, ending.message)

@@ -71,7 +71,9 @@ class RollbackTriggers:
         )
 
     def _record(self, pod: PodState, now: float) -> None:
-        increase = pod.restarts - self._restarts_seen.get(pod.name, 0)
+        # Restarts before a pod was first seen (e.g. tracking resumed after a restart of the
+        # bot) happened at unknown times: they are a baseline, not restarts "now".
+        increase = pod.restarts - self._restarts_seen.get(pod.name, pod.restarts)
         self._restarts_seen[pod.name] = pod.restarts
         times = self._restart_times.setdefault(pod.name, deque())
         times.extend([now] * max(increase, 0))

@@ -183,6 +183,8 @@ class Sandbox:
                 "aggregator_url": endpoints.health_aggregator,
                 "service_url_template": endpoints.service_url_template,
             },
+            # a minute of world time: long enough for a leak or a crash to show
+            "rollout": {"verify_seconds": round(self.clock.real(60), 2)},
             "protected_services": ["postgres"],
             "access": demo_access(),
             "state_dir": str(self.state_dir / "bot"),

@@ -42,7 +42,7 @@ class Asker(TypedDict):
 
 ALICE: Asker = {"who": "console:alice", "platform": "console"}
 BOB: Asker = {"who": "console:bob", "platform": "console"}
-POLICY = RolloutConfig(timeout_seconds=60, health_failure_seconds=5)
+POLICY = RolloutConfig(timeout_seconds=60, health_failure_seconds=5, verify_seconds=0)
 LIMIT = 60.0  # seconds any one tracked operation may take in a test
 
 
@@ -62,11 +62,10 @@ class Bot:
         kubeconfig: Path,
         tags: Callable[[str], Any],
         policy: RolloutConfig = POLICY,
-        verify_seconds: float = 0.0,
     ) -> Bot:
         settings = KubernetesConfig(kubeconfig=kubeconfig, request_timeout_seconds=5)
         kube = await Kube.from_config(settings, NS)
-        tracker = Tracker(kube, policy, verify_seconds=verify_seconds)
+        tracker = Tracker(kube, policy)
         return cls(kube, tracker, Rollouts(kube, tracker, registry_host=REGISTRY_HOST, tags=tags))
 
     async def stop(self) -> None:
@@ -269,7 +268,8 @@ async def test_pods_failing_health_too_long_trigger_a_rollback(
 async def test_a_leak_after_the_rollout_is_caught_while_verifying(
     sandbox: Any, registry: RegistryClient
 ) -> None:
-    bot = await Bot.start(sandbox.kubeconfig, registry.tags, verify_seconds=30)
+    patient = POLICY.model_copy(update={"verify_seconds": 30})
+    bot = await Bot.start(sandbox.kubeconfig, registry.tags, patient)
     try:
         updates, final = await finish(await bot.rollouts.deploy("pulse", "v1.3-leak", **ALICE))
     finally:

@@ -99,3 +99,12 @@ def test_pod_state_reads_failures_and_last_termination() -> None:
         "rs",
     )
     assert state.problem == "pulse-1: CrashLoopBackOff (last terminated: OOMKilled, 2 restarts)"
+
+
+def test_restarts_before_a_pod_was_first_seen_are_a_baseline() -> None:
+    checks = triggers()  # e.g. tracking picked up again after the bot restarted
+    healthy = pod("b")
+    assert checks.observe([pod("a", restarts=7), healthy], now=0) is None
+    assert checks.observe([pod("a", restarts=9), healthy], now=10) is None
+    fired = checks.observe([pod("a", restarts=11), healthy], now=20)
+    assert fired is not None and "restarted 4 times" in fired.detail

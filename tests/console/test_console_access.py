@@ -281,3 +281,18 @@ async def test_a_fired_trigger_can_ask_for_the_rollback_instead(
     assert [(e["user"], e["action"], e["outcome"]) for e in entries if e["outcome"] == "ok"] == [
         ("console:holmbot", "rollback", "ok")
     ]
+
+
+async def test_a_leak_after_the_rollout_is_rolled_back_while_verifying(
+    sandbox: Sandbox, bot_config: Config
+) -> None:
+    rollout = bot_config.rollout.model_copy(update={"verify_seconds": 10.0})
+    async with open_console(bot_config.model_copy(update={"rollout": rollout})) as console:
+        op = operation_id(await console.run("deploy pulse v1.3-leak"))
+        await console.wait()
+        final = console.final(op)
+        assert "rolled back to revision 3" in final or "rollback to revision 3" in final, final
+        assert "OOMKilled" in final
+        assert current_image(sandbox, "pulse") == image("pulse", "v1.2")
+    entries = [e for e in await audit_log(bot_config) if e["action"] == "deploy"]
+    assert [e["outcome"] for e in entries] == ["auto-rollback"]
