@@ -166,7 +166,9 @@ class Kube:
         from urllib3.util.retry import Retry
 
         configuration = client.Configuration()
-        configuration.retries = Retry(total=3, connect=1, backoff_factor=0.1)
+        # retry refused connections only: a read that timed out is not tried again, so a
+        # hung API server costs one request timeout, as the reply says
+        configuration.retries = Retry(total=2, connect=2, read=0, status=0, backoff_factor=0.1)
         try:
             if in_cluster:
                 config.load_incluster_config(client_configuration=configuration)

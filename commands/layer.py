@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -71,12 +71,22 @@ from commands.policy import ApprovalRule, Policy
 from commands.progress import ProgressFeed
 from commands.registry import RegistryClient
 from commands.rollout import Rollouts
-from commands.state import AuditEntry, AuditOutcome, OperationState, State, TrackedOperation, utcnow
+from commands.state import (
+    ApprovalRequest,
+    AuditEntry,
+    AuditOutcome,
+    OperationState,
+    RequestStatus,
+    State,
+    TrackedOperation,
+    utcnow,
+)
 from commands.tracker import Busy, Tracker
 
 log = logging.getLogger(__name__)
 
 ROLLOUT_KINDS = frozenset({"deploy", "restart", "scale", "rollback"})
+EXPIRY_RETRY_SECONDS = 5.0
 CLOSE_GRACE_SECONDS = 2.0  # how long closing waits for results already in to be written
 BOT_USER_ID = "holmbot"  # who asks when the bot itself proposes a rollback
 
@@ -109,7 +119,7 @@ class CommandLayer:
         self._exits = exits
         self._tasks: set[asyncio.Task[None]] = set()
         self._new_request = asyncio.Event()
-        self._expiry: asyncio.Task[None] = asyncio.create_task(asyncio.sleep(0))
+        self._expiry: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, config: Config) -> CommandLayer:
@@ -132,14 +142,20 @@ class CommandLayer:
             )
             clients = Clients(config, kube, registry, backup, tracker, rollouts)
             layer = cls(clients, state, exits.pop_all())
-        await layer._resume_operations()
+        try:
+            await layer._recover()
+        except BaseException:
+            await layer.close()
+            raise
         layer._expiry = asyncio.create_task(layer._expire_requests())
         return layer
 
     async def close(self) -> None:
         """Stop background work and close every client. Operations still being tracked stay
         `running` in the state file, so the next start picks them up."""
-        self._expiry.cancel()
+        if self._expiry is not None:
+            self._expiry.cancel()
+            await asyncio.gather(self._expiry, return_exceptions=True)
         await self.clients.tracker.close()  # every rollout ends with "tracking stopped"
         if self._tasks:  # recorders write what had already finished; backups are cut off
             _, unfinished = await asyncio.wait(list(self._tasks), timeout=CLOSE_GRACE_SECONDS)
@@ -171,15 +187,11 @@ class CommandLayer:
         if not decision.allowed:
             await self._audit(invocation, AuditOutcome.REFUSED, command, detail=decision.reason)
             return Outcome(decision.reply())
-        try:
-            if decision.approval is not None:
-                return await self._ask_approval(invocation, command, decision.approval)
-            return await self._run(invocation, command, started)
-        except Exception as error:
-            log.exception("command failed: %s", command.action)
-            await self._audit(invocation, AuditOutcome.FAILED, command, error=repr(error))
-            title = f"{command.action} failed unexpectedly; see the bot's log"
-            return Outcome(Reply(title=title, tone=Tone.ERROR))
+        if decision.approval is not None:
+            return await self._guarded(
+                invocation, command, self._ask_approval(invocation, command, decision.approval)
+            )
+        return await self._guarded(invocation, command, self._run(invocation, command, started))
 
     async def vote(
         self, user: User, request_id: str, approve: bool, *, channel: str | None = None
@@ -188,17 +200,8 @@ class CommandLayer:
         the last approval needed, the request runs once, as its requester, and its outcome
         goes to the request's channel as a notice."""
         result = await self.approvals.vote(user, request_id, approve, channel=channel)
-        if result.execute and result.request and result.invocation and result.command:
-            await self.approvals.mark_executed(result.request.id)
-            outcome = await self._run(
-                result.invocation,
-                result.command,
-                time.monotonic(),
-                approvers=result.approvers,
-                request_id=result.request.id,
-            )
-            request = result.request
-            self.notices.put_nowait(Notice(request.platform, request.channel, outcome))
+        if result.execute and result.request is not None:
+            await self._run_approved(result.request, result.approvers)
         return Outcome(result.reply)
 
     async def bind_message(self, operation_id: str, message_ref: str) -> None:
@@ -251,6 +254,30 @@ class CommandLayer:
         return Outcome(Reply(title=f"{command.action} is not available", tone=Tone.WARNING))
 
     # --- steps ---------------------------------------------------------------------------
+
+    async def _guarded(
+        self, invocation: Invocation, command: BaseCommand, work: Awaitable[Outcome]
+    ) -> Outcome:
+        """Await `work`; a bug becomes an audited failure and a short reply, not a traceback."""
+        try:
+            return await work
+        except Exception as error:
+            log.exception("command failed: %s", command.action)
+            await self._audit(invocation, AuditOutcome.FAILED, command, error=repr(error))
+            title = f"{command.action} failed unexpectedly; see the bot's log"
+            return Outcome(Reply(title=title, tone=Tone.ERROR))
+
+    async def _run_approved(self, request: ApprovalRequest, approvers: tuple[str, ...]) -> None:
+        """Run an approved request once (approved -> executed is a compare-and-set), as its
+        requester, and post the outcome where the request was asked."""
+        if not await self.approvals.mark_executed(request.id):
+            return
+        invocation, command = request.invocation(), request.command
+        run = self._run(
+            invocation, command, time.monotonic(), approvers=approvers, request_id=request.id
+        )
+        outcome = await self._guarded(invocation, command, run)
+        self.notices.put_nowait(Notice(request.platform, request.channel, outcome))
 
     async def _run(
         self,
@@ -307,7 +334,7 @@ class CommandLayer:
         feed = ProgressFeed()
 
         async def record() -> None:
-            await feed.pump(progress)
+            await feed.pump(progress, operation_id)
             final = feed.final
             if final is None or final.reason == "cancelled":
                 return  # the bot is stopping: the next start picks the operation up again
@@ -395,35 +422,53 @@ class CommandLayer:
 
     # --- background work -----------------------------------------------------------------
 
-    async def _resume_operations(self) -> None:
-        """Pick up what a previous run was tracking and finish its messages."""
+    async def _recover(self) -> None:
+        """After a restart: run requests that were approved just before the stop, and pick up
+        the operations that were being tracked, finishing their messages."""
+        for request in await self.state.requests_with_status(RequestStatus.APPROVED):
+            votes = await self.state.votes(request.id)
+            await self._run_approved(request, tuple(v.user for v in votes if v.approve))
         for stored in await self.state.unfinished_operations():
-            user = User.parse(stored.started_by)
-            invocation = Invocation(
-                user=user, channel=stored.channel, text=stored.detail.get("text", stored.summary)
-            )
-            command = parse_command(stored.detail.get("text", stored.summary))
             try:
-                progress = await self._follow_again(stored)
-            except (KubeError, Busy) as error:
-                final = FinalResult(
-                    operation_id=stored.id,
-                    ok=False,
-                    message=f"{stored.summary}: lost track of it across a restart ({error})",
-                    duration_seconds=0.0,
-                    reason="lost",
+                outcome = await self._resume(stored)
+            except Exception:
+                log.exception("could not pick up %s again", stored.id)
+                await self.state.finish_operation(
+                    stored.id, OperationState.FAILED, message="lost across a restart"
                 )
-                await self._finish(invocation, command, stored.id, final, time.monotonic())
-                outcome = Outcome(final.reply(), operation_id=stored.id)
-            else:
-                elapsed = (utcnow() - stored.started_at).total_seconds()
-                began = time.monotonic() - elapsed
-                feed = self._record(invocation, command, stored.id, progress, began)
-                title = f"holmbot restarted; following {stored.summary} again ({stored.id})"
-                outcome = Outcome(Reply(title=title), feed.follow(), operation_id=stored.id)
+                outcome = Outcome(
+                    Reply(
+                        title=f"{stored.summary}: lost track of it across a restart",
+                        tone=Tone.ERROR,
+                    )
+                )
             self.notices.put_nowait(
                 Notice(Platform(stored.platform), stored.channel, outcome, stored.message_ref)
             )
+
+    async def _resume(self, stored: TrackedOperation) -> Outcome:
+        """Follow one stored operation again; its end is recorded and audited as usual."""
+        text = stored.detail.get("text", stored.summary)
+        invocation = Invocation(
+            user=User.parse(stored.started_by), channel=stored.channel, text=text
+        )
+        command = parse_command(text)
+        try:
+            progress = await self._follow_again(stored)
+        except (KubeError, Busy) as error:
+            final = FinalResult(
+                operation_id=stored.id,
+                ok=False,
+                message=f"{stored.summary}: lost track of it across a restart ({error})",
+                duration_seconds=0.0,
+                reason="lost",
+            )
+            await self._finish(invocation, command, stored.id, final, time.monotonic())
+            return Outcome(final.reply(), operation_id=stored.id)
+        elapsed = (utcnow() - stored.started_at).total_seconds()
+        feed = self._record(invocation, command, stored.id, progress, time.monotonic() - elapsed)
+        title = f"holmbot restarted; following {stored.summary} again ({stored.id})"
+        return Outcome(Reply(title=title), feed.follow(), operation_id=stored.id)
 
     async def _follow_again(self, stored: TrackedOperation) -> AsyncIterator[Progress]:
         if stored.kind in ROLLOUT_KINDS and stored.service:
@@ -444,16 +489,23 @@ class CommandLayer:
     async def _expire_requests(self) -> None:
         """Expire requests when their time comes and say so where they were asked."""
         while True:
-            self._new_request.clear()
-            upcoming = await self.state.next_expiry()
-            wait = None if upcoming is None else (upcoming - utcnow()).total_seconds()
-            if wait is None or wait > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._new_request.wait(), wait)
-                continue
-            for request in await self.approvals.expire_due():
-                outcome = Outcome(expired_reply(request), request_id=request.id)
-                self.notices.put_nowait(Notice(request.platform, request.channel, outcome))
+            try:
+                await self._expire_once()
+            except Exception:  # a bad moment of the state file must not end expiries
+                log.exception("expiring approval requests failed; trying again")
+                await asyncio.sleep(EXPIRY_RETRY_SECONDS)
+
+    async def _expire_once(self) -> None:
+        self._new_request.clear()
+        upcoming = await self.state.next_expiry()
+        wait = None if upcoming is None else (upcoming - utcnow()).total_seconds()
+        if wait is None or wait > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._new_request.wait(), wait)
+            return
+        for request in await self.approvals.expire_due():
+            outcome = Outcome(expired_reply(request), request_id=request.id)
+            self.notices.put_nowait(Notice(request.platform, request.channel, outcome))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -470,7 +522,10 @@ class CommandLayer:
         action = command.action if command else None
         service = command.service if command else None
         entry = AuditEntry.of(invocation, outcome, action=action, service=service, **fields)
-        await self.state.audit(entry)
+        try:
+            await self.state.audit(entry)
+        except Exception:  # the action itself must not fail because its record could not be
+            log.exception("could not write the audit entry for %s", action)
         log.info(
             "audit outcome=%s action=%s service=%s user=%s platform=%s channel=%s",
             outcome,

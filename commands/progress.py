@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from commands.models import FinalResult, Progress
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,7 +50,30 @@ class ProgressFeed:
                     return
             await changed.wait()
 
-    async def pump(self, source: AsyncIterator[Progress]) -> None:
-        """Record everything `source` yields."""
-        async for item in source:
-            self.emit(item)
+    async def pump(self, source: AsyncIterator[Progress], operation_id: str) -> None:
+        """Record everything `source` yields; if it breaks off, end with a failed result so
+        no follower waits forever."""
+        started = time.monotonic()
+        try:
+            async for item in source:
+                self.emit(item)
+        except asyncio.CancelledError:
+            self._end(operation_id, started, "following it stopped", "cancelled")
+            raise
+        except Exception:
+            log.exception("following %s failed", operation_id)
+            self._end(operation_id, started, "following it failed; see the bot's log", "error")
+        else:
+            self._end(operation_id, started, "it ended without a result", "error")
+
+    def _end(self, operation_id: str, started: float, message: str, reason: str) -> None:
+        if self.final is None:
+            elapsed = time.monotonic() - started
+            final = FinalResult(
+                operation_id=operation_id,
+                ok=False,
+                message=f"{operation_id}: {message}",
+                duration_seconds=elapsed,
+                reason=reason,
+            )
+            self.emit(final)

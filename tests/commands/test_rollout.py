@@ -398,7 +398,8 @@ async def test_closing_the_tracker_stops_watches_without_leaking_threads(bot: Bo
 
     _, final = await finish(outcome)
     assert not final.ok and final.reason == "cancelled"
-    assert [t.name for t in threading.enumerate() if t.name.startswith("watch-")] == []
+    leaked = [t.name for t in threading.enumerate() if t.name.startswith("watch-")]
+    assert leaked == [], leaked
     assert bot.tracker.running("nova") is None
 
 

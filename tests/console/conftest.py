@@ -19,7 +19,7 @@ def bot_config(sandbox: Sandbox, tmp_path: Path) -> Config:
     return with_changes(
         load_config(sandbox.bot_config_path),
         health={"probe_timeout_seconds": PROBE_TIMEOUT},
-        rollout={"timeout_seconds": 60.0, "health_failure_seconds": 5.0, "verify_seconds": 0.5},
+        rollout={"timeout_seconds": 60.0, "health_failure_seconds": 5.0, "verify_seconds": 0},
     )
 
 
