@@ -11,7 +11,9 @@ from pathlib import Path
 from bot.console.main import DEFAULT_USER
 from commands.audit import add_audit_arguments, run_audit_cli
 from commands.config import ConfigError
+from commands.kube import KubeError
 from commands.models import User
+from commands.state import StateError
 
 
 def _positive_float(raw: str) -> float:
@@ -75,11 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.config, use_sandbox=args.sandbox, default_user=user, speed=args.speed
                 )
             )
-        except ConfigError as error:
+        except (ConfigError, KubeError, StateError) as error:
             print(f"holmbot: {error}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             return 130
+        except asyncio.CancelledError:  # SIGTERM: everything was stopped on the way out
+            return 143
     return 0
 
 

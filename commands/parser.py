@@ -298,7 +298,6 @@ class Spec:
     args: tuple[Arg, ...] = ()
     flags: dict[str, Flag] = field(default_factory=dict)
     keyword: tuple[int, str] | None = None  # a literal word at this position picks this form
-    planned: bool = False  # parsed and routed, but left out of help until it is served
 
     @property
     def name(self) -> str:
@@ -410,16 +409,15 @@ SPECS: tuple[Spec, ...] = (
         "List the commands, or show one command's usage.",
         (Arg("topic", "COMMAND", _help_topic, optional=True),),
     ),
-    Spec(("approve",), ApproveCommand, "Approve a pending request.", (_REQUEST,), planned=True),
-    Spec(("deny",), DenyCommand, "Deny a pending request.", (_REQUEST,), planned=True),
-    Spec(("approvals",), ApprovalsCommand, "List pending approval requests.", planned=True),
-    Spec(("cancel",), CancelCommand, "Cancel a pending request.", (_REQUEST,), planned=True),
+    Spec(("approve",), ApproveCommand, "Approve a pending request.", (_REQUEST,)),
+    Spec(("deny",), DenyCommand, "Deny a pending request.", (_REQUEST,)),
+    Spec(("approvals",), ApprovalsCommand, "List pending approval requests."),
+    Spec(("cancel",), CancelCommand, "Cancel a pending request.", (_REQUEST,)),
     Spec(
         ("audit",),
         AuditCommand,
         f"The last N audited actions (default {DEFAULT_AUDIT}).",
         (Arg("limit", "N", _bounded_int("N", 1, MAX_AUDIT), optional=True),),
-        planned=True,
     ),
 )
 
@@ -575,11 +573,7 @@ def command_text(command: BaseCommand) -> str:
 def help_reply(command: HelpCommand) -> Reply:
     """`help`: every command with its usage; `help COMMAND`: that command's forms."""
     if command.topic is None:
-        fields = [
-            ReplyField(name=spec.usage, value=spec.description)
-            for spec in SPECS
-            if not spec.planned
-        ]
+        fields = [ReplyField(name=spec.usage, value=spec.description) for spec in SPECS]
         return Reply(
             title="holmbot commands", fields=fields, lines=["help COMMAND for one command"]
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -25,7 +27,13 @@ async def run_console(
     source: TextIO = sys.stdin,
     out: TextIO = sys.stdout,
 ) -> None:
-    """Read commands until input ends, then wait for tracked operations and stop."""
+    """Read commands until input ends, then wait for tracked operations and stop.
+
+    SIGTERM cancels the console, so everything it started is stopped on the way out.
+    """
+    main = asyncio.current_task()
+    assert main is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
     async with AsyncExitStack() as stack:
         if use_sandbox:
             from sandbox.cluster import Sandbox  # only the demo loads the sandbox
@@ -40,6 +48,6 @@ async def run_console(
         session = ConsoleSession(layer, default_user, out, config.state_dir / "attachments")
         stack.push_async_callback(session.close)
         prompt = PROMPT if source.isatty() else None
-        async for line in read_lines(source, prompt):
+        async for line in read_lines(source, prompt, out):
             await session.run_line(line)
         await session.wait()

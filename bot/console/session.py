@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TextIO
@@ -67,13 +68,13 @@ class ConsoleSession:
                 self.say("✘ as USER: needs a command, e.g. as console:alice: health")
                 return
         outcome = await self.layer.handle(Invocation(user=user, channel=CHANNEL, text=text))
-        self.show(outcome)
+        await self.show(outcome)
 
-    def show(self, outcome: Outcome) -> None:
+    async def show(self, outcome: Outcome) -> None:
         """Print a reply, and follow its progress in the background."""
         if outcome.duplicate:
             return
-        self.say(render_reply(outcome.reply, self._save_attachment(outcome)))
+        self.say(render_reply(outcome.reply, await self._save_attachment(outcome)))
         if outcome.progress is not None:
             task = asyncio.create_task(self._follow(outcome.progress))
             self._followers.add(task)
@@ -92,7 +93,7 @@ class ConsoleSession:
         while True:
             notice = await self.layer.notices.get()
             try:
-                self.show(notice.outcome)
+                await self.show(notice.outcome)
             finally:
                 self.layer.notices.task_done()
 
@@ -105,22 +106,42 @@ class ConsoleSession:
                 self.say(text)
             last = text
 
-    def _save_attachment(self, outcome: Outcome) -> str | None:
+    async def _save_attachment(self, outcome: Outcome) -> str | None:
+        """Write a long output to a file (off the event loop); its path, or None."""
         attachment = outcome.reply.attachment
         if attachment is None or self.attachments_dir is None:
             return None
-        self.attachments_dir.mkdir(parents=True, exist_ok=True)
         path = self.attachments_dir / Path(attachment.filename).name
-        path.write_text(attachment.content)
+
+        def write() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(attachment.content)
+
+        await asyncio.to_thread(write)
         return str(path)
 
 
-async def read_lines(source: TextIO, prompt: str | None) -> AsyncIterator[str]:
-    """Lines from `source` without blocking the event loop; a prompt when interactive."""
+async def read_lines(source: TextIO, prompt: str | None, out: TextIO) -> AsyncIterator[str]:
+    """Lines from `source`, read by a daemon thread so that neither the event loop nor the
+    process's exit waits on a terminal; `prompt` is shown before each line when given."""
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str] = asyncio.Queue()
+
+    def read() -> None:
+        while True:
+            line = source.readline()
+            try:
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+            except RuntimeError:  # the loop is gone: the console has stopped
+                return
+            if not line:
+                return
+
+    threading.Thread(target=read, name="console-input", daemon=True).start()
     while True:
         if prompt:
-            print(prompt, end="", flush=True)
-        line = await asyncio.to_thread(source.readline)
+            print(prompt, end="", file=out, flush=True)
+        line = await lines.get()
         if not line:
             return
         yield line

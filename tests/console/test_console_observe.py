@@ -70,7 +70,8 @@ async def test_logs_previous_after_a_crash_with_rollback_only_reported(
     theirs = await kubectl(sandbox.kubeconfig, "-n", NS, "logs", crashed, "--previous")
     assert theirs.code == 0, theirs.stderr
     assert theirs.stdout.strip().splitlines()[-1] == CRASH_LINE
-    assert ours[0].endswith(theirs.stdout.splitlines()[0])  # the same container's log
+    # (the pod keeps crashing, so which earlier run "previous" means can move on between the
+    # two reads: only the crash line itself is compared)
 
     assert health.startswith(("✘ nova: ", "! nova: ")), health
     assert any(

@@ -58,3 +58,33 @@ def _processes() -> str:
         except OSError:
             continue  # the process ended meanwhile
     return "\n".join(lines)
+
+
+async def test_sigterm_stops_the_console_and_its_sandbox(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        "holmbot",
+        "console",
+        "--sandbox",
+        "--speed",
+        "20",
+        stdin=asyncio.subprocess.PIPE,  # left open: the console is waiting for more input
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    assert process.stdin is not None and process.stdout is not None
+    async with asyncio.timeout(60):
+        first = (await process.stdout.readline()).decode()
+        kubeconfig = Path(first.rsplit("KUBECONFIG=", 1)[1].strip())
+        process.stdin.write(b"help backup\n")
+        await process.stdin.drain()
+        while "backup create" not in (await process.stdout.readline()).decode():
+            pass
+    registry_config = str(kubeconfig.parent / "registry" / "config.yml")
+    assert registry_config in _processes()
+    process.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(30):
+        code = await process.wait()
+    assert code == 143
+    assert registry_config not in _processes()
+    assert not kubeconfig.parent.exists()
