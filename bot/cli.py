@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot.audit_cli import add_audit_arguments, run_audit_cli
 from bot.console.main import DEFAULT_USER
-from commands.audit import add_audit_arguments, run_audit_cli
 from commands.config import ConfigError
 from commands.kube import KubeError
 from commands.models import User

@@ -6,22 +6,16 @@ reads the state file named by the config (read-only) and prints the entries olde
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import csv
 import io
 import json
-import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import TextIO
 
-from commands.config import Config, ConfigError, load_config
 from commands.formatting import human_seconds, truncate
 from commands.models import Attachment, Reply, Table
 from commands.parser import duration_seconds
-from commands.state import DB_FILENAME, AuditEntry, State, StateError
+from commands.state import AuditEntry
 
 FORMATS = ("table", "json", "csv")
 MAX_MESSAGE_ROWS = 25  # more rows than this go into an attachment
@@ -151,42 +145,3 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
             f"{value!r} is neither a duration (30m, 2h, 7d) nor a date (2025-03-01T12:00)"
         ) from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `holmbot audit`, added to its subparser."""
-    parser.add_argument("--config", type=Path, help="holmbot.yaml (default: $HOLMBOT_CONFIG)")
-    parser.add_argument("--since", help="only entries newer than this: 30m, 2h, 7d or a date")
-    parser.add_argument("--user", help="only this user's entries, e.g. slack:U024BE7LH")
-    parser.add_argument("--limit", type=int, help="only the newest N entries")
-    parser.add_argument("--format", choices=FORMATS, default="table", help="default: table")
-
-
-def run_audit_cli(
-    args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
-) -> int:
-    """`holmbot audit`: print the entries; 0 on success, 2 for bad input or config."""
-    out, err = out or sys.stdout, err or sys.stderr
-    try:
-        since = parse_since(args.since) if args.since else None
-        if args.limit is not None and args.limit < 1:
-            raise ValueError(f"--limit must be at least 1, got {args.limit}")
-        config: Config = load_config(args.config)
-    except (ValueError, ConfigError) as exc:
-        print(f"holmbot audit: {exc}", file=err)
-        return 2
-    path = config.state_dir / DB_FILENAME
-    try:
-        entries = asyncio.run(_read(path, since, args.user, args.limit))
-    except StateError as exc:
-        print(f"holmbot audit: {exc} (has the bot run with this state_dir?)", file=err)
-        return 2
-    out.write(render(entries, args.format))
-    return 0
-
-
-async def _read(
-    path: Path, since: datetime | None, user: str | None, limit: int | None
-) -> list[AuditEntry]:
-    async with await State.open(path, read_only=True) as state:
-        return await state.audit_entries(since=since, user=user, limit=limit)

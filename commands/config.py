@@ -24,13 +24,13 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from commands.parser import DNS1123_LABEL
 from commands.policy import AccessConfig
 
 ENV_PREFIX = "HOLMBOT_"
 ENV_NESTED_DELIMITER = "__"
 CONFIG_PATH_ENV = "HOLMBOT_CONFIG"
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 TEMPLATE_KEYS = frozenset({"service", "namespace", "port"})
 
 Seconds = Annotated[float, Field(gt=0)]
@@ -45,11 +45,13 @@ def _http_url(value: str) -> str:
     value = value.strip().rstrip("/")
     if not re.match(r"^https?://[^/\s]+", value):
         raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+    if "@" in value.split("/", 3)[2]:  # the value is echoed in error replies and logs
+        raise ValueError("must not carry credentials (user:password@); URLs are shown in replies")
     return value
 
 
 def _dns_label(value: str) -> str:
-    if not DNS1123_LABEL.match(value):
+    if not DNS1123_LABEL.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a Kubernetes name (lowercase letters, digits and '-', "
             "at most 63 characters, starting and ending with a letter or digit)"

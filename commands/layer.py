@@ -246,9 +246,13 @@ class CommandLayer:
                     user, command.request_id, approve, channel=invocation.channel
                 )
             case CancelCommand():
-                return Outcome((await self.approvals.cancel(user, command.request_id)).reply)
+                cancelled = await self.approvals.cancel(
+                    user, command.request_id, channel=invocation.channel
+                )
+                return Outcome(cancelled.reply)
             case ApprovalsCommand():
-                return Outcome(await self.approvals.pending())
+                pending = await self.approvals.pending(invocation.platform, invocation.channel)
+                return Outcome(pending)
             case AuditCommand():
                 return Outcome(audit_reply(await self.state.audit_entries(limit=command.limit)))
         return Outcome(Reply(title=f"{command.action} is not available", tone=Tone.WARNING))
@@ -480,6 +484,7 @@ class CommandLayer:
                 who=stored.started_by,
                 platform=str(stored.platform),
                 revision_before=stored.detail.get("revision_before"),
+                elapsed=(utcnow() - stored.started_at).total_seconds(),
             )
             return operation.follow()
         if stored.kind == "backup.create":

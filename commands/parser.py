@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -26,7 +26,7 @@ MAX_AUDIT = 200
 MAX_GREP = 200
 PREFIXES = "/!"
 
-_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _BACKUP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 _BACKUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -181,10 +181,8 @@ COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
 
 def service_name(value: str) -> str:
     """A Kubernetes DNS-1123 label, as Deployment and Service names are."""
-    if not _DNS1123_LABEL.fullmatch(value):
-        hint = (
-            f" (did you mean {value.lower()}?)" if _DNS1123_LABEL.fullmatch(value.lower()) else ""
-        )
+    if not DNS1123_LABEL.fullmatch(value):
+        hint = f" (did you mean {value.lower()}?)" if DNS1123_LABEL.fullmatch(value.lower()) else ""
         raise ValueError(
             f"{value!r} is not a valid service name{hint}: lowercase letters, digits and '-', "
             "starting and ending with a letter or digit, at most 63 characters"
@@ -193,7 +191,7 @@ def service_name(value: str) -> str:
 
 
 def container_name(value: str) -> str:
-    if not _DNS1123_LABEL.fullmatch(value):
+    if not DNS1123_LABEL.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid container name")
     return value
 
@@ -261,7 +259,7 @@ def _grep_text(value: str) -> str:
 def _help_topic(value: str) -> str:
     topic = " ".join(value.lstrip(PREFIXES).lower().split())
     if topic not in _TOPICS:
-        raise ValueError(f"no command called {value!r}{_did_you_mean(topic, _TOPICS)}")
+        raise ValueError(f"no command called {value!r}{did_you_mean(topic, _TOPICS)}")
     return topic
 
 
@@ -434,8 +432,9 @@ def close_matches(word: str, candidates: Sequence[str], n: int = 3) -> list[str]
     return difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.7)
 
 
-def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
-    close = close_matches(word, candidates, n=2)
+def did_you_mean(word: str, candidates: Iterable[str], n: int = 2) -> str:
+    """` (did you mean a or b?)` for the names close to `word`, or nothing."""
+    close = close_matches(word, sorted(candidates), n=n)
     return f" (did you mean {' or '.join(close)}?)" if close else ""
 
 
@@ -458,7 +457,7 @@ def _pick_spec(tokens: list[str]) -> tuple[Spec, list[str]]:
     word = tokens[0].lower()
     if word not in COMMAND_NAMES:
         raise ParseError(
-            f"unknown command {tokens[0]!r}{_did_you_mean(word, COMMAND_NAMES)}; try help"
+            f"unknown command {tokens[0]!r}{did_you_mean(word, COMMAND_NAMES)}; try help"
         )
     group = _TOPICS[word]
     if len(group[0].words) > 1:  # a command with subcommands, e.g. backup
@@ -468,7 +467,7 @@ def _pick_spec(tokens: list[str]) -> tuple[Spec, list[str]]:
             problem = (
                 f"unknown {word} subcommand {tokens[1]!r}" if sub else f"{word} needs a subcommand"
             )
-            raise ParseError(problem + _did_you_mean(sub, subs), [s.usage for s in group])
+            raise ParseError(problem + did_you_mean(sub, subs), [s.usage for s in group])
         return next(spec for spec in group if spec.words[1] == sub), tokens[2:]
     rest = tokens[1:]
     for spec in group:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from commands.models import Platform, Reply, Tone, User
-from commands.parser import SPECS, close_matches, duration_seconds
+from commands.parser import SPECS, did_you_mean, duration_seconds, service_name
 
 if TYPE_CHECKING:
     from commands.config import Config
@@ -34,7 +34,6 @@ MUTATING: frozenset[str] = frozenset({*SERVICE_MUTATIONS, "backup.create", "back
 DEFAULT_EXPIRY_SECONDS = 3600
 
 _ROLE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
-_SERVICE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 class _Model(BaseModel):
@@ -150,15 +149,14 @@ class AccessConfig(_Model):
     @classmethod
     def _service_names(cls, services: dict[str, ServiceRule]) -> dict[str, ServiceRule]:
         for service in services:
-            if not _SERVICE_NAME.fullmatch(service):
-                raise ValueError(f"{service!r} is not a Kubernetes service name")
+            service_name(service)
         return services
 
     @model_validator(mode="after")
     def _known_roles(self) -> AccessConfig:
         known = set(BUILTIN_ROLES) | set(self.roles)
         problems = [
-            f"{where}: unknown role {role!r}{_did_you_mean(role, known)} "
+            f"{where}: unknown role {role!r}{did_you_mean(role, known, n=1)} "
             f"(roles: {', '.join(sorted(known))})"
             for where, roles in self._role_references()
             for role in roles
@@ -181,14 +179,9 @@ class AccessConfig(_Model):
 def _check_action(action: str) -> None:
     if action not in ACTIONS:
         raise ValueError(
-            f"unknown action {action!r}{_did_you_mean(action, ACTIONS)}; "
+            f"unknown action {action!r}{did_you_mean(action, ACTIONS, n=1)}; "
             f"actions: {', '.join(ACTIONS)}"
         )
-
-
-def _did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    close = close_matches(word, sorted(candidates), n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def roles_text(roles: Iterable[str]) -> str:

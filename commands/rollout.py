@@ -195,10 +195,12 @@ class Rollouts:
         who: str,
         platform: str,
         revision_before: int | None,
+        elapsed: float = 0.0,
     ) -> Operation:
         """Track an operation again after a restart, under its old id, from the Deployment as
-        it is now (its rollback triggers start afresh). Raises `KubeError` or `Busy`."""
+        it is now (restarts its pods already had are a baseline). Raises `KubeError` or `Busy`."""
         operation = self.tracker.claim(service, kind, summary, who, platform, operation_id)
+        operation.started -= elapsed  # its timeout and duration count from the first start
         try:
             deployment = await self.kube.get_deployment(service)
         except BaseException:

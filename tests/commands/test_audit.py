@@ -13,15 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.audit_cli import add_audit_arguments, run_audit_cli
 from commands.approvals import Approvals
-from commands.audit import (
-    MAX_MESSAGE_ROWS,
-    add_audit_arguments,
-    audit_reply,
-    parse_since,
-    render,
-    run_audit_cli,
-)
+from commands.audit import MAX_MESSAGE_ROWS, audit_reply, parse_since, render
 from commands.models import Invocation, User
 from commands.parser import parse_command
 from commands.policy import AccessConfig, ApprovalRule, Policy, demo_access

@@ -199,3 +199,13 @@ def test_home_is_expanded_in_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert config.kubernetes.kubeconfig == tmp_path / ".kube" / "config"
     monkeypatch.setenv("HOLMBOT_STATE_DIR", "~/state")
     assert load_config(None).state_dir == tmp_path / "state"
+
+
+def test_credentials_in_service_urls_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "holmbot.yaml"
+    path.write_text("backup: {url: 'http://ops:s3cret@backup.holm:8080'}\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert "backup.url" in str(refused.value)
+    assert "credentials" in str(refused.value)
+    assert "s3cret" not in str(refused.value)

@@ -311,7 +311,7 @@ access:
         ),
         (
             "access: {services: {Postgres: {}}}",
-            "access.services: 'Postgres' is not a Kubernetes service name",
+            "access.services: 'Postgres' is not a valid service name",
         ),
         (
             "access: {actions: {deploy: {rolls: [admin]}}}",
