@@ -140,14 +140,19 @@ def _pod_row(pod: Obj) -> list[str]:
     ]
 
 
+_HASH = "[bcdfghjklmnpqrstvwxz2456789]"
+
+
 def _related(event: Obj, service: str, pod_names: set[str]) -> bool:
     ref = event.get("involvedObject") or {}
     name, kind = ref.get("name", ""), ref.get("kind")
     if kind == "Deployment":
         return bool(name == service)
     if kind in ("ReplicaSet", "Pod"):
+        # NAME-HASH (ReplicaSet) or NAME-HASH-xxxxx (pod), in Kubernetes' vowel-free name
+        # alphabet, so another service called NAME-something (nova-api) does not match
         return name in pod_names or bool(
-            re.fullmatch(rf"{re.escape(service)}-[a-z0-9]+(-[a-z0-9]+)?", name)
+            re.fullmatch(rf"{re.escape(service)}-{_HASH}{{5,10}}(-{_HASH}{{5}})?", name)
         )
     return False
 

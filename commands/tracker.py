@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,6 +36,7 @@ from commands.triggers import RollbackTriggers, Trigger
 if TYPE_CHECKING:
     from commands.config import RolloutConfig
 
+log = logging.getLogger(__name__)
 Obj = kubectl.Obj
 # Undo a rollout to the given revision; returns what was done, for the final message.
 RollbackAction = Callable[[int], Awaitable[str]]
@@ -257,8 +259,11 @@ class Tracker:
         except asyncio.CancelledError:
             operation.emit(self._final(operation, False, "tracking stopped", reason="cancelled"))
             raise
-        except Exception as exc:  # a bug must still end the operation for its followers
-            final = self._final(operation, False, f"tracking failed: {exc!r}", reason="error")
+        except Exception:  # a bug must still end the operation for its followers
+            log.exception("tracking %s failed", operation.id)
+            final = self._final(
+                operation, False, "tracking failed; see the bot's log", reason="error"
+            )
         finally:
             self.release(operation)
         operation.emit(final)
