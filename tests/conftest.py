@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -38,3 +39,12 @@ async def sandbox(shared_registry: RegistryProcess, tmp_path: Path) -> AsyncIter
         tmp_path / "sandbox", SANDBOX_SPEED, registry=shared_registry, probe_timeout=1.0
     ) as running:
         yield running
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """A loopback URL nothing listens on: connections are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -32,15 +31,6 @@ async def serve() -> AsyncIterator[Serve]:
     yield start
     for runner in reversed(runners):
         await runner.cleanup()
-
-
-@pytest.fixture
-def refused_url() -> str:
-    """A loopback URL nothing listens on: connections are refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -28,12 +27,3 @@ async def console(bot_config: Config) -> AsyncIterator[Console]:
     """A console session on the sandbox, as `holmbot console --config` runs it."""
     async with open_console(bot_config) as running:
         yield running
-
-
-@pytest.fixture
-def refused_url() -> str:
-    """A loopback URL nothing listens on: connections are refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
