@@ -46,10 +46,10 @@ async def test_logs_previous_after_a_crash_with_rollback_only_reported(
         op = operation_id(await console.run("/deploy nova v2-broken"))
         await console.wait()
         final = console.final(op)
+        # which runbook trigger fires first depends on timing; any of them is reported only
         assert final.startswith(
             f"[{op}] ✘ deploy nova:v2-broken failed: rollback trigger fired: "
-            "100% of new pods failing (nova-"
-        )
+        ), final
         assert "; not rolled back (auto_rollback is set to report)" in final
         assert current_image(sandbox, "nova") == image("nova", "v2-broken")
         crashed = (await eventually(lambda: crashed_pods(sandbox, "v2-broken")))[0]
