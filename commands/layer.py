@@ -298,14 +298,15 @@ class CommandLayer:
             return outcome  # the approval engine audits votes and cancellations itself
         audit = {"approvers": approvers, "request_id": request_id}
         if outcome.progress is None or outcome.operation_id is None:
-            failed = outcome.reply.tone is Tone.ERROR
+            title = outcome.reply.title
+            if outcome.refused:  # nothing ran: it may not, or need not
+                result, problem = AuditOutcome.REFUSED, {"detail": title}
+            elif outcome.reply.tone is Tone.ERROR:
+                result, problem = AuditOutcome.FAILED, {"error": title}
+            else:
+                result, problem = AuditOutcome.OK, {}
             await self._audit(
-                invocation,
-                AuditOutcome.FAILED if failed else AuditOutcome.OK,
-                command,
-                duration_ms=_ms(started),
-                error=outcome.reply.title if failed else None,
-                **audit,
+                invocation, result, command, duration_ms=_ms(started), **problem, **audit
             )
             return outcome
         running = self.clients.tracker.running(command.service or "")
@@ -334,17 +335,15 @@ class CommandLayer:
         started: float,
     ) -> ProgressFeed:
         """Follow an operation in the background, whoever else reads its progress, and
-        write its end to the state file and the audit log."""
+        write its end to the state file and the audit log before anyone is shown it."""
         feed = ProgressFeed()
 
-        async def record() -> None:
-            await feed.pump(progress, operation_id)
-            final = feed.final
-            if final is None or final.reason == "cancelled":
+        async def settle(final: FinalResult) -> None:
+            if final.reason == "cancelled":
                 return  # the bot is stopping: the next start picks the operation up again
             await self._finish(invocation, command, operation_id, final, started)
 
-        self._spawn(record())
+        self._spawn(feed.pump(progress, operation_id, settle))
         return feed
 
     async def _finish(

@@ -162,7 +162,8 @@ class Outcome:
     `operation_id` names a tracked operation, so an adapter can say where its progress
     message lives (`CommandLayer.bind_message`); `request_id` names an approval request
     the reply asks for, so an adapter can turn reactions or buttons on it into votes.
-    `duplicate` marks a repeated delivery: adapters post nothing for it.
+    `duplicate` marks a repeated delivery: adapters post nothing for it. `refused` says
+    nothing ran because it may not or need not (an unknown service, a busy one, no change).
     """
 
     reply: Reply
@@ -170,6 +171,7 @@ class Outcome:
     operation_id: str | None = None
     request_id: str | None = None
     duplicate: bool = False
+    refused: bool = False
 
 
 @dataclass

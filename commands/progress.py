@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from commands.models import FinalResult, Progress
@@ -50,30 +50,51 @@ class ProgressFeed:
                     return
             await changed.wait()
 
-    async def pump(self, source: AsyncIterator[Progress], operation_id: str) -> None:
-        """Record everything `source` yields; if it breaks off, end with a failed result so
-        no follower waits forever."""
+    async def pump(
+        self,
+        source: AsyncIterator[Progress],
+        operation_id: str,
+        settle: Callable[[FinalResult], Awaitable[None]] | None = None,
+    ) -> None:
+        """Record everything `source` yields. `settle(final)` runs before the final result is
+        shown, so whoever sees the end can rely on it being written down. If the source
+        breaks off, the feed still ends with a failed result: no follower waits forever."""
         started = time.monotonic()
         try:
             async for item in source:
+                if isinstance(item, FinalResult):
+                    await self._end(item, settle)
+                    return
                 self.emit(item)
         except asyncio.CancelledError:
-            self._end(operation_id, started, "following it stopped", "cancelled")
+            await self._end(_failed(operation_id, started, "following it stopped", "cancelled"))
             raise
         except Exception:
             log.exception("following %s failed", operation_id)
-            self._end(operation_id, started, "following it failed; see the bot's log", "error")
+            message = "following it failed; see the bot's log"
+            await self._end(_failed(operation_id, started, message, "error"), settle)
         else:
-            self._end(operation_id, started, "it ended without a result", "error")
+            message = "it ended without a result"
+            await self._end(_failed(operation_id, started, message, "error"), settle)
 
-    def _end(self, operation_id: str, started: float, message: str, reason: str) -> None:
-        if self.final is None:
-            elapsed = time.monotonic() - started
-            final = FinalResult(
-                operation_id=operation_id,
-                ok=False,
-                message=f"{operation_id}: {message}",
-                duration_seconds=elapsed,
-                reason=reason,
-            )
-            self.emit(final)
+    async def _end(
+        self, final: FinalResult, settle: Callable[[FinalResult], Awaitable[None]] | None = None
+    ) -> None:
+        if self.final is not None:
+            return
+        if settle is not None:
+            try:
+                await settle(final)
+            except Exception:  # the result is still shown, whatever happened to its record
+                log.exception("recording the end of %s failed", final.operation_id)
+        self.emit(final)
+
+
+def _failed(operation_id: str, started: float, message: str, reason: str) -> FinalResult:
+    return FinalResult(
+        operation_id=operation_id,
+        ok=False,
+        message=f"{operation_id}: {message}",
+        duration_seconds=time.monotonic() - started,
+        reason=reason,
+    )

@@ -30,15 +30,17 @@ NEWEST_TAGS_SHOWN = 5
 
 
 class _Refused(Exception):
-    """Stop here and answer with this reply; nothing has been changed."""
+    """Stop here and answer with this reply. `refused`: nothing was changed because it may
+    not or need not be (False when the outcome is unknown, e.g. a write that timed out)."""
 
-    def __init__(self, reply: Reply) -> None:
+    def __init__(self, reply: Reply, refused: bool = True) -> None:
         super().__init__(reply.title)
         self.reply = reply
+        self.refused = refused
 
 
-def _refusal(title: str, *lines: str, tone: Tone = Tone.ERROR) -> _Refused:
-    return _Refused(Reply(title=title, tone=tone, lines=list(lines)))
+def _refusal(title: str, *lines: str, tone: Tone = Tone.ERROR, refused: bool = True) -> _Refused:
+    return _Refused(Reply(title=title, tone=tone, lines=list(lines)), refused)
 
 
 @dataclass(frozen=True)
@@ -140,9 +142,9 @@ class Rollouts:
         try:
             return await work
         except _Refused as refused:
-            return Outcome(refused.reply)
+            return Outcome(refused.reply, refused=refused.refused)
         except Busy as busy:
-            return Outcome(Reply(title=str(busy), tone=Tone.WARNING))
+            return Outcome(Reply(title=str(busy), tone=Tone.WARNING), refused=True)
         except KubeError as exc:
             return Outcome(Reply(title=f"{what} failed: {exc}", tone=Tone.ERROR))
 
@@ -231,6 +233,7 @@ class Rollouts:
                 raise _refusal(
                     f"{exc}; the change may or may not have been made",
                     f"check with /status {service} before trying again",
+                    refused=False,
                 ) from None
         raise _refusal(
             f"{service} kept changing while holmbot updated it ({self.conflict_retries} conflicts "

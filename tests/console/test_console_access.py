@@ -296,3 +296,18 @@ async def test_a_leak_after_the_rollout_is_rolled_back_while_verifying(
         assert current_image(sandbox, "pulse") == image("pulse", "v1.2")
     entries = [e for e in await audit_log(bot_config) if e["action"] == "deploy"]
     assert [e["outcome"] for e in entries] == ["auto-rollback"]
+
+
+async def test_refusals_by_the_cluster_are_audited_as_refused(bot_config: Config) -> None:
+    async with open_console(bot_config) as console:
+        await console.run("as console:alice: deploy nova v2")
+        busy = await console.run("as console:bob: deploy nova v3")
+        assert "nova is busy" in busy and "started by console:alice" in busy
+        unknown = await console.run("as console:bob: restart nvoa")
+        assert 'no service "nvoa"' in unknown and "did you mean nova?" in unknown
+    # closing the console lets every finished operation's audit entry be written
+    entries = {e["command"]: e for e in await audit_log(bot_config)}
+    assert entries["deploy nova v3"]["outcome"] == "refused"
+    assert "busy" in entries["deploy nova v3"]["detail"]
+    assert entries["restart nvoa"]["outcome"] == "refused"
+    assert entries["deploy nova v2"]["outcome"] == "ok"
