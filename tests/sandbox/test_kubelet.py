@@ -8,7 +8,7 @@ import re
 import socket
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +18,7 @@ from sandbox.clock import WorldClock
 from sandbox.endpoints import EndpointsController
 from sandbox.kubelet import Kubelet
 from sandbox.podlogs import LogsUnavailableError
-from sandbox.registry import RegistryProcess, build_image, seed_images
+from sandbox.registry import RegistryProcess, build_image
 from sandbox.resources import ENDPOINTS, EVENTS, NAMESPACES, PODS, SERVICES
 from sandbox.seed import REGISTRY_HOST
 from sandbox.store import ApiError, Change, ObjectStore
@@ -26,27 +26,13 @@ from sandbox.store import ApiError, Change, ObjectStore
 Obj = dict[str, Any]
 NS = "holm"
 SPEED = 200.0
-IMAGES = {
-    "nova": ["v1.1", "v2-broken"],
-    "pulse": ["v1.3-leak"],
-    "cicd-controller": ["v0.5.0"],
-    "registry-ui": ["v1.2"],
-    "test-dashboard": ["v0.2"],
-    "metrics-dashboard": ["v2.4"],
-}
 RFC3339_NANO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z ")
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
-    """One seeded registry for the module; the process outlives each test's event loop."""
-    process = RegistryProcess(tmp_path_factory.mktemp("registry"))
-    asyncio.run(process.start())
-    try:
-        asyncio.run(seed_images(process.url, IMAGES))
-        yield process
-    finally:
-        asyncio.run(process.stop())
+@pytest.fixture
+def registry(shared_registry: RegistryProcess) -> RegistryProcess:
+    """The session's seeded registry (every seeded service's tags, broken ones included)."""
+    return shared_registry
 
 
 @pytest.fixture
