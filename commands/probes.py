@@ -19,7 +19,8 @@ import httpx
 from commands.formatting import human_seconds, truncate
 
 AGGREGATOR_PATH = "/api/health/all"
-AGGREGATOR_GRACE = 1.2  # the aggregator probes with our timeout; allow it this factor in all
+AGGREGATOR_SHARE = 0.8  # the aggregator probes each service with this share of our timeout,
+AGGREGATOR_GRACE = 1.2  # and we allow it this factor of our timeout in all: room to answer
 
 
 class ProbeFailed(Exception):
@@ -91,7 +92,8 @@ async def aggregator_verdict(client: httpx.AsyncClient, url: str, timeout: float
     endpoint = aggregator_endpoint(url)
     try:
         async with asyncio.timeout(timeout * AGGREGATOR_GRACE):
-            response = await client.get(endpoint, params={"timeout": f"{timeout:g}"})
+            wanted = {"timeout": f"{timeout * AGGREGATOR_SHARE:g}"}
+            response = await client.get(endpoint, params=wanted)
         body: Any = response.json()
     except TimeoutError:
         limit = human_seconds(timeout * AGGREGATOR_GRACE)
