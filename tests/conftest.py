@@ -8,10 +8,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from sandbox.cluster import Sandbox
 from sandbox.cluster_seed import registry_images
 from sandbox.registry import RegistryProcess, seed_images
+from sandbox.serving import serve_app
+from tests.commands.servers import Serve
 
 SANDBOX_SPEED = 20.0
 
@@ -48,3 +51,18 @@ def refused_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    """Serve aiohttp apps on 127.0.0.1 (a free port each); yields `serve(app) -> base URL`."""
+    runners: list[web.AppRunner] = []
+
+    async def start(app: web.Application) -> str:
+        runner, url = await serve_app(app)
+        runners.append(runner)
+        return url
+
+    yield start
+    for runner in reversed(runners):
+        await runner.cleanup()

@@ -11,14 +11,6 @@ Serve = Callable[[web.Application], Awaitable[str]]
 """The `serve` fixture: serves an app on loopback and returns its base URL."""
 
 
-async def start_app(app: web.Application, port: int = 0) -> tuple[web.AppRunner, str]:
-    """Serve `app` on 127.0.0.1:`port` (0: a free one); the runner (to clean up) and base URL."""
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
-
-
 def fault_app(kind: str) -> web.Application:
     """An app whose every route fails the same way: `500`, `hang`, `garbage` or `401`."""
 

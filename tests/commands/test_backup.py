@@ -16,7 +16,8 @@ from commands.config import BackupConfig
 from commands.models import FinalResult, Outcome, Progress, ProgressUpdate, Tone
 from commands.parser import parse_command
 from sandbox.backup import BackupService
-from tests.commands.servers import Serve, fault_app, start_app
+from sandbox.serving import serve_app
+from tests.commands.servers import Serve, fault_app
 
 
 @pytest.fixture
@@ -200,7 +201,7 @@ async def test_service_failing_while_following(tmp_path: Path, serve: Serve) -> 
 
 async def test_backup_service_restarting_mid_backup_fails_it(tmp_path: Path) -> None:
     """Work that died with the service ends failed, and the user is told why."""
-    runner, url = await start_app(BackupService(tmp_path, backup_seconds=3600).build_app())
+    runner, url = await serve_app(BackupService(tmp_path, backup_seconds=3600).build_app())
     port = int(url.rsplit(":", 1)[1])
     config = BackupConfig(url=url, poll_interval_seconds=0.01, timeout_seconds=0.5)
     async with BackupClient(config) as client:
@@ -211,7 +212,7 @@ async def test_backup_service_restarting_mid_backup_fails_it(tmp_path: Path) -> 
         down = await anext(outcome.progress)
         assert isinstance(down, ProgressUpdate)
         assert f"backup service at {url} is unreachable" in down.problems[0]
-        runner, _ = await start_app(BackupService(tmp_path).build_app(), port)
+        runner, _ = await serve_app(BackupService(tmp_path).build_app(), port)
         try:
             final = [event async for event in outcome.progress][-1]
         finally:

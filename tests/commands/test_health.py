@@ -10,7 +10,8 @@ from commands.health import show_health
 from commands.kube import Kube
 from commands.models import Reply, Tone
 from commands.parser import parse_command
-from tests.commands.world import Container, World, write_kubeconfig
+from sandbox.serving import write_kubeconfig
+from tests.commands.world import Container, World
 
 
 async def health(world: World, text: str, config: Config | None = None) -> Reply:
@@ -208,7 +209,7 @@ async def test_overview_with_hanging_services_through_the_aggregator(world: Worl
 
 
 async def test_kubernetes_unreachable(world: World, refused_url: str, tmp_path: Path) -> None:
-    kubeconfig = write_kubeconfig(tmp_path / "kc", refused_url, "t")
+    kubeconfig = write_kubeconfig(tmp_path / "kc", refused_url, "holm")
     kube = await Kube.from_config(
         world.config.kubernetes.model_copy(update={"kubeconfig": kubeconfig}), "holm"
     )

@@ -9,7 +9,8 @@ from commands.kube import Kube
 from commands.logs import MAX_MESSAGE_LINES, PREVIEW_LINES, show_logs
 from commands.models import Reply, Tone
 from commands.parser import parse_command
-from tests.commands.world import Container, World, write_kubeconfig
+from sandbox.serving import write_kubeconfig
+from tests.commands.world import Container, World
 
 
 async def logs(world: World, text: str) -> Reply:
@@ -137,7 +138,7 @@ async def test_service_without_pods(world: World) -> None:
 
 
 async def test_kubernetes_unreachable(refused_url: str, tmp_path: Path) -> None:
-    kubeconfig = write_kubeconfig(tmp_path / "kc", refused_url, "t")
+    kubeconfig = write_kubeconfig(tmp_path / "kc", refused_url, "holm")
     kube = await Kube.from_config(KubernetesConfig(kubeconfig=kubeconfig), "holm")
     try:
         reply = (await show_logs(parse_command("logs nova"), kube)).reply  # type: ignore[arg-type]

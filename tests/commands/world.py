@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from commands.config import Config
 from commands.kube import Kube
@@ -23,22 +20,6 @@ from sandbox.store import ObjectStore, now_rfc3339
 
 NAMESPACE = "holm"
 Obj = dict[str, Any]
-
-
-def write_kubeconfig(path: Path, server: str, token: str) -> Path:
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "test", "cluster": {"server": server}}],
-                "users": [{"name": "bot", "user": {"token": token}}],
-                "contexts": [{"name": "test", "context": {"cluster": "test", "user": "bot"}}],
-                "current-context": "test",
-            }
-        )
-    )
-    return path
 
 
 @dataclass

@@ -8,17 +8,16 @@ concurrent writer (a 409 on the bot's conditional write) or fails writes with a 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import pytest
 from aiohttp import web
 
 from commands.config import Config
 from sandbox.apiserver import ApiServer
 from sandbox.cluster import Sandbox
 from sandbox.resources import DEPLOYMENTS
-from sandbox.serving import serve_app, write_kubeconfig
+from sandbox.serving import write_kubeconfig
 from tests.console.driver import (
     NS,
     current_image,
@@ -48,21 +47,6 @@ def status_500(message: str) -> web.Response:
         "code": 500,
     }
     return web.json_response(body, status=500)
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[[web.Application], Awaitable[str]]]:
-    """Serve aiohttp apps on loopback for one test; yields `serve(app) -> base URL`."""
-    runners: list[web.AppRunner] = []
-
-    async def start(app: web.Application) -> str:
-        runner, url = await serve_app(app)
-        runners.append(runner)
-        return url
-
-    yield start
-    for runner in reversed(runners):
-        await runner.cleanup()
 
 
 async def api_with(
