@@ -358,6 +358,7 @@ class _Container:
     image_id: str = ""
     container_id: str = ""
     ends_at: float | None = None  # world time the running instance dies on its own, if it does
+    exited: bool = False  # the running instance's process has died; nothing answers its port
     restart_backoff: _Backoff = field(default_factory=_Backoff)
     pull_backoff: _Backoff = field(default_factory=_Backoff)
 
@@ -537,6 +538,7 @@ class _PodWorker:
         started_at = now_rfc3339()
         container.state = {"running": {"startedAt": started_at}}
         container.ready = "readinessProbe" not in container.spec
+        container.exited = False
         log = kubelet.logs.open(self.uid, container.name, container.container_id)
         voice = voice_for(
             container.image.repository,
@@ -630,6 +632,7 @@ class _PodWorker:
         if container.behaviour is ImageBehaviour.CRASH:
             await self._until(booted + CRASH_AFTER_SECONDS)
             log.write("\n".join(voice.crash()))
+            container.exited = True
             return _Exit(1, "Error")
         if container.behaviour is ImageBehaviour.OOM:
             used = voice.limit_mib * 0.35
@@ -639,6 +642,7 @@ class _PodWorker:
                 used += step * rng.uniform(0.9, 1.1)
                 log.write(voice.request())
                 log.write(voice.heap(min(int(used), voice.limit_mib)))
+            container.exited = True
             return _Exit(137, "OOMKilled")
         while True:
             await self.kubelet.clock.sleep(rng.uniform(*REQUEST_EVERY_SECONDS))
@@ -717,14 +721,18 @@ class _PodWorker:
         if http is None:
             return None
         path, port = http.get("path", "/"), _resolve_port(container.spec, http.get("port"))
+        url = f"{http.get('scheme', 'HTTP').lower()}://{self.pod_ip}:{port}{path}"
+        if container.exited:
+            # a probe due before the exit but run after it finds no process and writes nothing
+            # into the dead container's log
+            return f'Get "{url}": dial tcp {self.pod_ip}:{port}: connect: connection refused'
         status = 200
         if container.behaviour is ImageBehaviour.UNHEALTHY:
             status = 503
         elif kind == "readiness" and container.endpoint is Endpoint.HANG:
             await self.kubelet.clock.sleep(probe.get("timeoutSeconds", 1))
-            scheme = http.get("scheme", "HTTP").lower()
             return (
-                f'Get "{scheme}://{self.pod_ip}:{port}{path}": context deadline exceeded '
+                f'Get "{url}": context deadline exceeded '
                 "(Client.Timeout exceeded while awaiting headers)"
             )
         elif kind == "readiness" and container.endpoint in (Endpoint.FAILING, Endpoint.NOT_READY):

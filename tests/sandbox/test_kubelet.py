@@ -10,6 +10,7 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -310,6 +311,38 @@ async def test_crash_without_restarts_fails_the_pod(store: ObjectStore, kubelet:
     assert status["state"]["terminated"]["exitCode"] == 1
     assert status["restartCount"] == 0 and status["lastState"] == {}
     assert kubelet.logs.read(NS, "nova-once").rstrip().endswith("'FEATURE_FLAGS_URL'")
+
+
+async def test_a_stalled_loop_never_logs_probes_after_the_crash(
+    store: ObjectStore, kubelet: Kubelet
+) -> None:
+    """Probes overdue when a blocked event loop wakes must not answer from a dead process."""
+    names = [f"nova-stall-{index}" for index in range(4)]
+    for name in names:
+        body = pod_body(
+            name,
+            f"{REGISTRY_HOST}/nova:v2-broken",
+            app="nova",
+            readiness=http_probe("/ready", delay=0, period=1),
+            liveness=http_probe("/health", delay=0, period=1),
+        )
+        body["spec"]["restartPolicy"] = "Never"
+        store.create(PODS, body)
+
+    def started(name: str) -> set[str]:
+        return {"running", "terminated"} & set(container_status(store, name).get("state", {}))
+
+    for name in names:
+        state = await wait_for(partial(started, name), f"{name} started")
+        if "running" in state:
+            time.sleep(2 * 3.0 / SPEED)  # the loop stalls past the crash and several probes
+    await wait_for(
+        lambda: all(pod(store, name)["status"]["phase"] == "Failed" for name in names),  # type: ignore[index]
+        "every pod Failed",
+    )
+    for name in names:
+        last = kubelet.logs.read(NS, name).rstrip("\n").splitlines()[-1]
+        assert last.endswith("missing required setting 'FEATURE_FLAGS_URL'"), (name, last)
 
 
 async def test_crashing_image_loops_with_back_off(
