@@ -18,7 +18,8 @@ import hashlib
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -90,6 +91,8 @@ class HealthBoard:
         slow_seconds: float = 1.0,
     ) -> None:
         self.slow_seconds = slow_seconds
+        self.most_hanging_at_once = 0  # the most requests held by hanging services at one time
+        self._hanging = 0
         self._services: dict[str, ServiceHealth] = {}
         items = services.items() if isinstance(services, Mapping) else ((s, "ok") for s in services)
         for name, behaviour in items:
@@ -121,6 +124,16 @@ class HealthBoard:
     def behaviour(self, service: str) -> Behaviour | None:
         state = self._services.get(service)
         return None if state is None else state.behaviour
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Count a request held by a hanging service while the block runs."""
+        self._hanging += 1
+        self.most_hanging_at_once = max(self.most_hanging_at_once, self._hanging)
+        try:
+            yield
+        finally:
+            self._hanging -= 1
 
     @property
     def services(self) -> list[str]:
@@ -221,7 +234,9 @@ async def _service_endpoint(request: web.Request) -> web.StreamResponse:
     if state is None:
         return web.json_response({"error": f"unknown service {service!r}"}, status=404)
     if state.behaviour is Behaviour.HANG:
-        if not await _wait(request, service, None):
+        with board.holding():
+            answered = await _wait(request, service, None)
+        if not answered:
             return web.json_response({"error": "service is shutting down"}, status=503)
         state = board.get(service)
         if state is None:  # removed while it hung

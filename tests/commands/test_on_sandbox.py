@@ -95,7 +95,7 @@ async def test_overview_with_a_hanging_service_takes_about_one_timeout(
     started = time.monotonic()
     reply = await run("/health", kube, config)
     elapsed = time.monotonic() - started
-    assert elapsed < 1.5 * PROBE_TIMEOUT, elapsed
+    assert elapsed < 2 * PROBE_TIMEOUT, elapsed  # one timeout, never two
     expected = "test-dashboard: timeout" if aggregator else "test-dashboard: /health no answer"
     assert any(line.startswith(expected) for line in reply.lines), reply.text
     assert any(line.startswith("registry-ui: ") for line in reply.lines)  # its /health fails

@@ -30,7 +30,7 @@ async def test_holmbot_sandbox_runs_and_stops_everything_it_started(tmp_path: Pa
     printed: list[str] = []
     async with asyncio.timeout(60):
         while not printed or not printed[-1].startswith("Stop with"):
-            printed.append((await process.stdout.readline()).decode().rstrip())
+            printed.append(await read_line(process))
     try:
         assert f"export KUBECONFIG={state / 'kubeconfig'}" in printed
         endpoints = json.loads((state / "endpoints.json").read_text())
@@ -47,6 +47,17 @@ async def test_holmbot_sandbox_runs_and_stops_everything_it_started(tmp_path: Pa
             code = await process.wait()
     assert code == 0
     assert registry_config not in _processes()
+
+
+async def read_line(process: asyncio.subprocess.Process) -> str:
+    """The next line the process prints; fails with its stderr when it has exited instead."""
+    assert process.stdout is not None and process.stderr is not None
+    line = await process.stdout.readline()
+    if not line:
+        await process.wait()
+        stderr = (await process.stderr.read()).decode(errors="replace")
+        raise AssertionError(f"exited with {process.returncode} before printing that:\n{stderr}")
+    return line.decode().rstrip()
 
 
 def _processes() -> str:
@@ -74,11 +85,11 @@ async def test_sigterm_stops_the_console_and_its_sandbox(tmp_path: Path) -> None
     )
     assert process.stdin is not None and process.stdout is not None
     async with asyncio.timeout(60):
-        first = (await process.stdout.readline()).decode()
+        first = await read_line(process)
         kubeconfig = Path(first.rsplit("KUBECONFIG=", 1)[1].strip())
         process.stdin.write(b"help backup\n")
         await process.stdin.drain()
-        while "backup create" not in (await process.stdout.readline()).decode():
+        while "backup create" not in await read_line(process):
             pass
     registry_config = str(kubeconfig.parent / "registry" / "config.yml")
     assert registry_config in _processes()
