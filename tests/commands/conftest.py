@@ -35,6 +35,8 @@ async def world(serve: Serve, tmp_path: Path) -> AsyncIterator[World]:
     )
     kube = await Kube.from_config(config.kubernetes, NAMESPACE)
     try:
-        yield World(store, logs, board, kube, config, health_url)
+        yield World(
+            store=store, logs=logs, board=board, kube=kube, config=config, health_url=health_url
+        )
     finally:
         await kube.close()

@@ -181,12 +181,7 @@ async def test_overview_of_a_healthy_cluster(world: World) -> None:
 
 
 async def overview_of_many(world: World, config: Config, services: int, hanging: int) -> float:
-    for n in range(services):
-        name = f"svc-{n}"
-        world.deployment(name)
-        world.pod(name, "abcde")
-        if n < hanging:
-            world.board.set(name, "hang")
+    world.many_services(services, hanging)
     started = time.monotonic()
     reply = await health(world, "health", config)
     elapsed = time.monotonic() - started
