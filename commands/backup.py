@@ -235,7 +235,7 @@ def follow_restore(client: BackupClient, restore_id: str) -> AsyncIterator[Progr
 
 
 def _failure(title: str, exc: BackupError) -> Outcome:
-    return Outcome(Reply(title=title, tone=Tone.ERROR, lines=[str(exc)]))
+    return Outcome(Reply(title=title, tone=Tone.ERROR, lines=[str(exc)]), failed=True)
 
 
 async def list_backups(client: BackupClient) -> Outcome:
@@ -296,7 +296,8 @@ async def unknown_backup(client: BackupClient, backup_id: str) -> Outcome:
         newest = []
     if newest:
         lines = [f"newest completed backups: {', '.join(newest)}"]
-    return Outcome(Reply(title=f"No backup called {backup_id}", tone=Tone.ERROR, lines=lines))
+    reply = Reply(title=f"No backup called {backup_id}", tone=Tone.ERROR, lines=lines)
+    return Outcome(reply, refused=True)
 
 
 BackupCommand = BackupCreateCommand | BackupListCommand | BackupRestoreCommand

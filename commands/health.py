@@ -244,7 +244,7 @@ async def _probes_part(
     return fields, health.ok and ready.ok
 
 
-async def service_health(service: str, kube: Kube, config: Config) -> Reply:
+async def service_health(service: str, kube: Kube, config: Config) -> Outcome:
     """One service: deployment, pods with advice, `/health` and `/ready`, warning events."""
     notes: list[str] = []
     read_service = _api(kube, kube.core.read_namespaced_service, service, kube.namespace)
@@ -258,7 +258,7 @@ async def service_health(service: str, kube: Kube, config: Config) -> Reply:
         _or_note(read_events, {}, notes, "events"),
     )
     if deployment is None:
-        return await _unknown_service(kube, service)
+        return Outcome(await _unknown_service(kube, service), refused=True)
     available, desired = _availability(deployment)
     updated = (deployment.get("status") or {}).get("updatedReplicas", 0)
     images = ", ".join(kubectl.images(deployment["spec"]["template"]))
@@ -276,12 +276,14 @@ async def service_health(service: str, kube: Kube, config: Config) -> Reply:
     tone = Tone.ERROR if failing else Tone.WARNING if troubled else Tone.SUCCESS
     verdict = {Tone.ERROR: "down", Tone.WARNING: "degraded"}.get(tone, "healthy")
     deployment_field = f"{available}/{desired} available, {updated} up to date; {images}"
-    return Reply(
-        title=f"{service}: {verdict}, {available}/{desired} available",
-        tone=tone,
-        lines=lines,
-        table=table,
-        fields=[ReplyField(name="deployment", value=deployment_field), *probe_fields],
+    return Outcome(
+        Reply(
+            title=f"{service}: {verdict}, {available}/{desired} available",
+            tone=tone,
+            lines=lines,
+            table=table,
+            fields=[ReplyField(name="deployment", value=deployment_field), *probe_fields],
+        )
     )
 
 
@@ -407,7 +409,7 @@ async def _guard(name: str, section: Any) -> _Section:
         return _Section(name, "unknown", [f"cannot read {name}: {exc}"])
 
 
-async def cluster_overview(kube: Kube, config: Config) -> Reply:
+async def cluster_overview(kube: Kube, config: Config) -> Outcome:
     """Nodes, deployments, pods, restart hot spots and service health, read all at once."""
 
     listing = asyncio.ensure_future(kube.list_objects("deployments"))  # read once, used twice
@@ -434,29 +436,30 @@ async def cluster_overview(kube: Kube, config: Config) -> Reply:
         ),
     )
     problems = [p for s in sections for p in s.problems]
-    if all(s.summary == "unknown" for s in sections[:3]):
+    unreadable = all(s.summary == "unknown" for s in sections[:3])
+    if unreadable:
         tone, title = Tone.ERROR, "Cannot read the cluster's health"
     elif problems:
         count = len(problems)
         tone, title = Tone.WARNING, f"{config.namespace}: {count} problem{'s' * (count > 1)}"
     else:
         tone, title = Tone.SUCCESS, f"{config.namespace}: all healthy"
-    return Reply(
+    reply = Reply(
         title=title,
         tone=tone,
         lines=[line for section in sections for line in section.shown()],
         fields=[ReplyField(name=s.name, value=s.summary) for s in sections],
     )
+    return Outcome(reply, failed=unreadable)
 
 
 async def show_health(command: HealthCommand, kube: Kube, config: Config) -> Outcome:
     """`/health [SERVICE]`."""
     try:
         if command.service is None:
-            return Outcome(await cluster_overview(kube, config))
-        return Outcome(await service_health(command.service, kube, config))
+            return await cluster_overview(kube, config)
+        return await service_health(command.service, kube, config)
     except KubeError as exc:
         whose = f"{command.service}'s" if command.service else "the cluster's"
-        return Outcome(
-            Reply(title=f"Cannot read {whose} health", tone=Tone.ERROR, lines=[str(exc)])
-        )
+        reply = Reply(title=f"Cannot read {whose} health", tone=Tone.ERROR, lines=[str(exc)])
+        return Outcome(reply, failed=True)

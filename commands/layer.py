@@ -255,7 +255,8 @@ class CommandLayer:
                 return Outcome(pending)
             case AuditCommand():
                 return Outcome(audit_reply(await self.state.audit_entries(limit=command.limit)))
-        return Outcome(Reply(title=f"{command.action} is not available", tone=Tone.WARNING))
+        reply = Reply(title=f"{command.action} is not available", tone=Tone.WARNING)
+        return Outcome(reply, refused=True)
 
     # --- steps ---------------------------------------------------------------------------
 
@@ -269,7 +270,7 @@ class CommandLayer:
             log.exception("command failed: %s", command.action)
             await self._audit(invocation, AuditOutcome.FAILED, command, error=repr(error))
             title = f"{command.action} failed unexpectedly; see the bot's log"
-            return Outcome(Reply(title=title, tone=Tone.ERROR))
+            return Outcome(Reply(title=title, tone=Tone.ERROR), failed=True)
 
     async def _run_approved(self, request: ApprovalRequest, approvers: tuple[str, ...]) -> None:
         """Run an approved request once (approved -> executed is a compare-and-set), as its
@@ -301,8 +302,9 @@ class CommandLayer:
             title = outcome.reply.title
             if outcome.refused:  # nothing ran: it may not, or need not
                 result, problem = AuditOutcome.REFUSED, {"detail": title}
-            elif outcome.reply.tone is Tone.ERROR:
-                result, problem = AuditOutcome.FAILED, {"error": title}
+            elif outcome.failed:  # the title says what failed, the first line why
+                why = ": ".join([title, *outcome.reply.lines[:1]])
+                result, problem = AuditOutcome.FAILED, {"error": why}
             else:
                 result, problem = AuditOutcome.OK, {}
             await self._audit(

@@ -167,7 +167,8 @@ def _describe(command: LogsCommand, pods: int, shown: int) -> str:
 
 
 def _failed(service: str, exc: KubeError) -> Outcome:
-    return Outcome(Reply(title=f"Cannot read {service} logs", tone=Tone.ERROR, lines=[str(exc)]))
+    reply = Reply(title=f"Cannot read {service} logs", tone=Tone.ERROR, lines=[str(exc)])
+    return Outcome(reply, failed=True)
 
 
 def _layout(
@@ -206,7 +207,8 @@ async def show_logs(command: LogsCommand, kube: Kube) -> Outcome:
             *(_read_pod(kube, pod["metadata"]["name"], command, params) for pod in pods)
         )
     except LogsProblem as problem:
-        return Outcome(Reply(title=problem.title, tone=Tone.WARNING, lines=problem.lines))
+        reply = Reply(title=problem.title, tone=Tone.WARNING, lines=problem.lines)
+        return Outcome(reply, refused=True)
     except KubeError as exc:
         return _failed(command.service, exc)
     notes = [result for result in results if isinstance(result, str)]

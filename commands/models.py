@@ -164,6 +164,8 @@ class Outcome:
     the reply asks for, so an adapter can turn reactions or buttons on it into votes.
     `duplicate` marks a repeated delivery: adapters post nothing for it. `refused` says
     nothing ran because it may not or need not (an unknown service, a busy one, no change).
+    `failed` says the command could not do its job: Kubernetes or a service it needs answered
+    with an error. A reply that reports a sick service is neither: the command did its job.
     """
 
     reply: Reply
@@ -172,6 +174,7 @@ class Outcome:
     request_id: str | None = None
     duplicate: bool = False
     refused: bool = False
+    failed: bool = False
 
 
 @dataclass

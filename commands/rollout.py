@@ -146,7 +146,7 @@ class Rollouts:
         except Busy as busy:
             return Outcome(Reply(title=str(busy), tone=Tone.WARNING), refused=True)
         except KubeError as exc:
-            return Outcome(Reply(title=f"{what} failed: {exc}", tone=Tone.ERROR))
+            return Outcome(Reply(title=f"{what} failed: {exc}", tone=Tone.ERROR), failed=True)
 
     async def _change(
         self,
@@ -451,7 +451,7 @@ def _revision_reply(
     """One revision in detail, or kubectl's error for an unknown one."""
     row = next((r for r in rows if r.number == number), None)
     if row is None:
-        return Reply(title="unable to find the specified revision", tone=Tone.ERROR)
+        raise _refusal("unable to find the specified revision")
     return Reply(
         title=f"deployment.apps/{service} with revision #{number}"
         + (" (current)" if number == current else ""),

@@ -21,6 +21,7 @@ from bot.console.session import ConsoleSession
 from commands.config import Config
 from commands.layer import CommandLayer
 from commands.models import User
+from commands.state import State
 from sandbox.cluster import Sandbox
 from sandbox.resources import DEPLOYMENTS, PODS
 
@@ -129,6 +130,12 @@ async def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(0.05)
     return result
+
+
+async def audit_log(config: Config) -> list[dict[str, Any]]:
+    """Every audit entry the bot has written under `config`, oldest first, as JSON."""
+    async with await State.in_dir(config.state_dir, read_only=True) as state:
+        return [entry.model_dump(mode="json") for entry in await state.audit_entries()]
 
 
 def image(service: str, tag: str) -> str:

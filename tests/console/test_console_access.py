@@ -12,10 +12,10 @@ from commands.config import Config
 from commands.layer import CommandLayer
 from commands.models import Invocation, User
 from commands.policy import AccessConfig, demo_access
-from commands.state import State
 from sandbox.cluster import Sandbox
 from tests.console.driver import (
     Console,
+    audit_log,
     current_image,
     deployment,
     desired_state,
@@ -39,11 +39,6 @@ def with_access(config: Config, **changes: Any) -> Config:
     """The demo policy with some top-level parts of `access` replaced."""
     access = AccessConfig.model_validate({**demo_access(), **changes})
     return config.model_copy(update={"access": access})
-
-
-async def audit_log(config: Config) -> list[dict[str, Any]]:
-    async with await State.in_dir(config.state_dir, read_only=True) as state:
-        return [entry.model_dump(mode="json") for entry in await state.audit_entries()]
 
 
 def revisions(sandbox: Sandbox, name: str) -> int:
@@ -296,6 +291,24 @@ async def test_a_leak_after_the_rollout_is_rolled_back_while_verifying(
         assert current_image(sandbox, "pulse") == image("pulse", "v1.2")
     entries = [e for e in await audit_log(bot_config) if e["action"] == "deploy"]
     assert [e["outcome"] for e in entries] == ["auto-rollback"]
+
+
+async def test_reads_are_audited_by_whether_they_ran_not_by_what_they_found(
+    sandbox: Sandbox, bot_config: Config
+) -> None:
+    async with open_console(bot_config) as console:
+        sick = await console.run("/health registry-ui")
+        unknown = await console.run("/health nvoa")
+        no_logs = await console.run("/logs nvoa")
+    assert sick.startswith("✘ registry-ui: ") or sick.startswith("! registry-ui: "), sick
+    assert "503" in sick
+    assert unknown.startswith("✘ No deployment called nvoa"), unknown
+    assert no_logs.startswith("! No pods with app=nvoa"), no_logs
+    entries = {e["command"]: e for e in await audit_log(bot_config)}
+    assert entries["/health registry-ui"]["outcome"] == "ok"  # it found a sick service: its job
+    assert entries["/health registry-ui"]["error"] is None
+    assert entries["/health nvoa"]["outcome"] == "refused"
+    assert entries["/logs nvoa"]["outcome"] == "refused"
 
 
 async def test_refusals_by_the_cluster_are_audited_as_refused(bot_config: Config) -> None:

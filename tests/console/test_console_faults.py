@@ -20,6 +20,7 @@ from sandbox.resources import DEPLOYMENTS
 from sandbox.serving import write_kubeconfig
 from tests.console.driver import (
     NS,
+    audit_log,
     current_image,
     deployment,
     desired_state,
@@ -204,6 +205,10 @@ async def test_backup_api_down_gives_a_clear_reply(
     assert restore.startswith("✘ cannot restore backup-20250101-000000: " + down), restore
     for reply in (listing, create, restore):
         assert "Traceback" not in reply
+    entries = {e["command"]: e for e in await audit_log(config)}
+    for command in ("/backup list", "/backup create nightly"):
+        assert entries[command]["outcome"] == "failed", entries[command]
+        assert "is unreachable" in entries[command]["error"]
     assert sandbox.backup.list_backups() == []
     assert sandbox.backup.list_restores() == []
 
