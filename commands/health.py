@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,11 +28,6 @@ Obj = dict[str, Any]
 HOT_SPOTS = 5
 MAX_EVENTS = 5
 MAX_SECTION_LINES = 6  # problems shown per overview section; the rest are counted
-
-
-async def _api(kube: Kube, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """A client call that `Kube` has no helper for, in a worker thread, as JSON."""
-    return await asyncio.to_thread(kube.call_blocking, method, *args, **kwargs)
 
 
 def _containers(deployment: Obj) -> list[Obj]:
@@ -222,9 +217,9 @@ def _pods_part(
     return Table(columns=columns, rows=[_pod_row(pod) for pod in pods]), advice, unhealthy
 
 
-def _events_part(events: Obj, service: str, pods: list[Obj]) -> list[str]:
+def _events_part(events: list[Obj], service: str, pods: list[Obj]) -> list[str]:
     names = {pod["metadata"]["name"] for pod in pods}
-    related = [e for e in events.get("items") or [] if _related(e, service, names)]
+    related = [e for e in events if _related(e, service, names)]
     recent = sorted(related, key=_event_key, reverse=True)[:MAX_EVENTS]
     return ["recent warning events:", *(f"  {_event_line(e)}" for e in recent)] if recent else []
 
@@ -247,15 +242,11 @@ async def _probes_part(
 async def service_health(service: str, kube: Kube, config: Config) -> Outcome:
     """One service: deployment, pods with advice, `/health` and `/ready`, warning events."""
     notes: list[str] = []
-    read_service = _api(kube, kube.core.read_namespaced_service, service, kube.namespace)
-    read_events = _api(
-        kube, kube.core.list_namespaced_event, kube.namespace, field_selector="type=Warning"
-    )
     deployment, svc, pods, events = await asyncio.gather(
         _optional(kube.get_deployment(service)),
-        _or_note(_optional(read_service), None, notes, "its Service"),
+        _or_note(_optional(kube.get_service(service)), None, notes, "its Service"),
         kube.list_objects("pods", label_selector=f"app={service}"),
-        _or_note(read_events, {}, notes, "events"),
+        _or_note(kube.list_objects("events", field_selector="type=Warning"), [], notes, "events"),
     )
     if deployment is None:
         return Outcome(await _unknown_service(kube, service), refused=True)
@@ -314,8 +305,7 @@ class _Section:
         return self.problems[:MAX_SECTION_LINES] + extra
 
 
-def _nodes_section(listing: Obj) -> _Section:
-    nodes = listing.get("items") or []
+def _nodes_section(nodes: list[Obj]) -> _Section:
     problems = []
     for node in nodes:
         conditions = {c.get("type"): c for c in (node.get("status") or {}).get("conditions") or []}
@@ -377,10 +367,8 @@ async def _probes_section(
     kube: Kube, config: Config, deployments: Awaitable[list[Obj]]
 ) -> _Section:
     """Without an aggregator: our own `/health` probe of every HTTP service, all at once."""
-    services, listed = await asyncio.gather(
-        _api(kube, kube.core.list_namespaced_service, kube.namespace), deployments
-    )
-    by_name = {s["metadata"]["name"]: s for s in services.get("items") or []}
+    services, listed = await asyncio.gather(kube.list_objects("services"), deployments)
+    by_name = {s["metadata"]["name"]: s for s in services}
     targets = {
         d["metadata"]["name"]: port
         for d in listed
@@ -415,7 +403,7 @@ async def cluster_overview(kube: Kube, config: Config) -> Outcome:
     listing = asyncio.ensure_future(kube.list_objects("deployments"))  # read once, used twice
 
     async def nodes() -> _Section:
-        return _nodes_section(await _api(kube, kube.core.list_node))
+        return _nodes_section(await kube.list_nodes())
 
     async def deployments() -> _Section:
         return _deployments_section(await listing)

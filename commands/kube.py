@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from commands.config import KubernetesConfig
 
 Obj = dict[str, Any]
-Kind = Literal["deployments", "replicasets", "pods"]
+Kind = Literal["deployments", "replicasets", "pods", "services", "events"]
 WATCH_SECONDS = 60  # a watch request's server-side timeout: its thread ends by then at worst
 
 
@@ -224,6 +224,19 @@ class Kube:
         )
         return listing.get("items") or []
 
+    async def get_service(self, name: str) -> Obj:
+        return await self._call(self.core.read_namespaced_service, name, self.namespace)
+
+    async def list_nodes(self) -> list[Obj]:
+        return (await self._call(self.core.list_node)).get("items") or []
+
+    async def read_pod_log(self, pod: str, **params: Any) -> str:
+        """A pod's log as text; `params` are the client's (container, previous, tail_lines ...)."""
+        data = await asyncio.to_thread(
+            self._request_blocking, self.core.read_namespaced_pod_log, pod, self.namespace, **params
+        )
+        return data.decode("utf-8", errors="replace")
+
     async def deployment_names(self) -> list[str]:
         return [d["metadata"]["name"] for d in await self.list_objects("deployments")]
 
@@ -278,6 +291,8 @@ class Kube:
             "deployments": self.apps.list_namespaced_deployment,
             "replicasets": self.apps.list_namespaced_replica_set,
             "pods": self.core.list_namespaced_pod,
+            "services": self.core.list_namespaced_service,
+            "events": self.core.list_namespaced_event,
         }
         return methods[kind]
 
@@ -286,12 +301,20 @@ class Kube:
 
     def call_blocking(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call one client method (in a worker thread) and return its decoded JSON body."""
+        data = self._request_blocking(method, *args, **kwargs)
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise KubeError(f"Kubernetes API at {self.server} sent a malformed answer") from None
+
+    def _request_blocking(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> bytes:
+        """Call one client method (in a worker thread) and return its raw body."""
         try:
             response = method(
                 *args, _preload_content=False, _request_timeout=self.request_timeout, **kwargs
             )
             try:
-                data = response.data
+                return bytes(response.data)
             finally:
                 response.release_conn()
         except Exception as exc:
@@ -299,10 +322,6 @@ class Kube:
             if error is None:
                 raise
             raise error from exc
-        try:
-            return json.loads(data)
-        except ValueError:
-            raise KubeError(f"Kubernetes API at {self.server} sent a malformed answer") from None
 
     def translate(self, exc: BaseException) -> KubeError | None:
         """The `KubeError` for a client or connection exception; None for anything else."""

@@ -93,33 +93,12 @@ def _pick_container(pods: list[Obj], wanted: str | None) -> str | None:
     )
 
 
-def _read_blocking(kube: Kube, pod: str, params: dict[str, Any]) -> str:
-    """One pod's log text through the official client (runs in a worker thread)."""
-    try:
-        response = kube.core.read_namespaced_pod_log(
-            pod,
-            kube.namespace,
-            _preload_content=False,
-            _request_timeout=kube.request_timeout,
-            **params,
-        )
-        try:
-            return response.data.decode("utf-8", errors="replace")
-        finally:
-            response.release_conn()
-    except Exception as exc:
-        error = kube.translate(exc)
-        if error is None:
-            raise
-        raise error from exc
-
-
 async def _read_pod(
     kube: Kube, pod: str, command: LogsCommand, params: dict[str, Any]
 ) -> list[LogLine] | str:
     """The pod's lines, or a note saying why there are none."""
     try:
-        text = await asyncio.to_thread(_read_blocking, kube, pod, params)
+        text = await kube.read_pod_log(pod, **params)
     except Invalid as exc:
         if _NO_PREVIOUS.search(str(exc)):
             return f"no previous (crashed) container for pod {pod}"
