@@ -254,7 +254,10 @@ async def service_health(service: str, kube: Kube, config: Config) -> Outcome:
     updated = (deployment.get("status") or {}).get("updatedReplicas", 0)
     images = ", ".join(kubectl.images(deployment["spec"]["template"]))
     status = kubectl.rollout_status(deployment)
-    probe_fields, probes_ok = await _probes_part(config, service, deployment, svc)
+    if desired == 0:  # no pod is meant to serve: nothing to probe
+        probe_fields, probes_ok = [ReplyField(name="probes", value="not probed: scaled to 0")], True
+    else:
+        probe_fields, probes_ok = await _probes_part(config, service, deployment, svc)
     table, advice, unhealthy = _pods_part(pods, service, deployment)
     lines = [
         *([] if status.done else [status.message]),
@@ -266,6 +269,8 @@ async def service_health(service: str, kube: Kube, config: Config) -> Outcome:
     failing = available == 0 and desired > 0
     tone = Tone.ERROR if failing else Tone.WARNING if troubled else Tone.SUCCESS
     verdict = {Tone.ERROR: "down", Tone.WARNING: "degraded"}.get(tone, "healthy")
+    if desired == 0 and status.done and not pods:
+        tone, verdict = Tone.INFO, "scaled to 0"
     deployment_field = f"{available}/{desired} available, {updated} up to date; {images}"
     return Outcome(
         Reply(

@@ -218,3 +218,13 @@ async def test_kubernetes_unreachable(world: World, refused_url: str, tmp_path: 
             assert f"Kubernetes API at {refused_url} is unreachable" in reply.text
     finally:
         await kube.close()
+
+
+async def test_a_service_scaled_to_zero_is_not_probed_and_says_so(world: World) -> None:
+    world.deployment("nova", replicas=0)
+    world.board.set("nova", "hang")  # nothing would answer: no pod is left to serve it
+    reply = await health(world, "health nova")
+    assert reply.title == "nova: scaled to 0, 0/0 available"
+    assert reply.tone == Tone.INFO
+    assert field(reply, "probes") == "not probed: scaled to 0"
+    assert world.board.most_hanging_at_once == 0
