@@ -359,7 +359,8 @@ class CommandLayer:
         stored = await self.state.get_operation(operation_id)
         detail = stored.detail if stored else {}
         state = OperationState.SUCCEEDED if final.ok else OperationState.FAILED
-        await self.state.finish_operation(operation_id, state, message=final.message)
+        if not await self.state.finish_operation(operation_id, state, message=final.message):
+            return  # already ended and audited
         if final.rolled_back_to is not None:
             outcome = AuditOutcome.AUTO_ROLLBACK
         else:
@@ -430,10 +431,11 @@ class CommandLayer:
     async def _recover(self) -> None:
         """After a restart: run requests that were approved just before the stop, and pick up
         the operations that were being tracked, finishing their messages."""
+        unfinished = await self.state.unfinished_operations()  # before the approved ones start
         for request in await self.state.requests_with_status(RequestStatus.APPROVED):
             votes = await self.state.votes(request.id)
             await self._run_approved(request, tuple(v.user for v in votes if v.approve))
-        for stored in await self.state.unfinished_operations():
+        for stored in unfinished:
             try:
                 outcome = await self._resume(stored)
             except Exception:

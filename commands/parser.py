@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from commands.models import Reply, ReplyField, Tone
 
@@ -66,6 +66,12 @@ class DeployCommand(BaseCommand):
     service: str
     tag: str | None = None
     container: str | None = None
+
+    @model_validator(mode="after")
+    def _container_needs_a_tag(self) -> DeployCommand:
+        if self.container is not None and self.tag is None:
+            raise ValueError("--container needs a TAG (without one, deploy restarts every pod)")
+        return self
 
 
 class RestartCommand(BaseCommand):
@@ -531,7 +537,12 @@ def _bind(spec: Spec, tokens: list[str]) -> BaseCommand:
         raise ParseError(f"{spec.name}: unexpected argument {extra!r}", _usages(spec))
     for arg, value in zip(spec.args, positionals, strict=False):
         values[arg.field] = _convert(spec, arg.convert, value)
-    return spec.model(**values)
+    try:
+        return spec.model(**values)
+    except ValidationError as exc:  # a rule across arguments, e.g. --container without TAG
+        error = exc.errors()[0]
+        problem = str((error.get("ctx") or {}).get("error") or error["msg"])
+        raise ParseError(f"{spec.name}: {problem}", _usages(spec)) from None
 
 
 def parse_command(text: str) -> Command:

@@ -6,12 +6,15 @@ import asyncio
 import json
 import os
 import re
+from datetime import timedelta
 from typing import Any
 
 from commands.config import Config
 from commands.layer import CommandLayer
 from commands.models import Invocation, User
+from commands.parser import parse_command
 from commands.policy import AccessConfig, demo_access
+from commands.state import RequestStatus, State, utcnow
 from sandbox.cluster import Sandbox
 from tests.console.driver import (
     Console,
@@ -177,6 +180,34 @@ async def test_pending_request_survives_a_restart_and_runs_exactly_once(
         if e.get("request_id") == rid and e["action"] == "scale" and e["outcome"] == "ok"
     ]
     assert len(ran) == 1
+
+
+async def test_a_request_approved_just_before_a_stop_runs_once_after_the_restart(
+    sandbox: Sandbox, bot_config: Config
+) -> None:
+    # the last approval was written, then the bot stopped before running the request
+    alice = User.parse("console:alice")
+    async with await State.in_dir(bot_config.state_dir) as state:
+        request = await state.create_request(
+            Invocation(user=alice, channel="console", text="scale postgres 2"),
+            parse_command("scale postgres 2"),
+            approvals_needed=1,
+            approver_roles=["admin"],
+            expires_at=utcnow() + timedelta(hours=1),
+        )
+        await state.record_vote(request.id, "console:bob", True)
+        assert await state.set_request_status(request.id, RequestStatus.APPROVED)
+    async with open_console(bot_config) as console:
+        await console.wait()
+    assert deployment(sandbox, "postgres")["spec"]["replicas"] == 2
+    assert "lost track" not in console.text, console.text
+    assert "scale postgres to 2 done" in console.text, console.text
+    entries = [e for e in await audit_log(bot_config) if e["action"] == "scale"]
+    assert [(e["outcome"], e["user"], e["request_id"]) for e in entries] == [
+        ("ok", "console:alice", request.id)
+    ]
+    async with await State.in_dir(bot_config.state_dir, read_only=True) as state:
+        assert await state.unfinished_operations() == []
 
 
 async def test_a_rollout_in_flight_is_picked_up_after_a_restart(
