@@ -302,6 +302,12 @@ class Approvals:
             request_id, RequestStatus.EXECUTED, expect=(RequestStatus.APPROVED,), now=self.clock()
         )
 
+    async def mark_refused(self, request_id: str) -> None:
+        """Executed -> refused: running the approved command was refused, so nothing ran."""
+        await self.state.set_request_status(
+            request_id, RequestStatus.REFUSED, expect=(RequestStatus.EXECUTED,), now=self.clock()
+        )
+
     async def pending(self, platform: str | None = None, channel: str | None = None) -> Reply:
         """`/approvals`: pending requests (of one channel if given) as a table."""
         now = self.clock()

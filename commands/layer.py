@@ -83,6 +83,7 @@ from commands.state import (
 )
 from commands.tracker import Busy, Tracker
 
+RolloutCommand = DeployCommand | RestartCommand | ScaleCommand | RollbackCommand
 log = logging.getLogger(__name__)
 
 ROLLOUT_KINDS = frozenset({"deploy", "restart", "scale", "rollback"})
@@ -212,22 +213,10 @@ class CommandLayer:
     async def execute(self, command: BaseCommand, invocation: Invocation) -> Outcome:
         """Run an authorized command as the invocation's user."""
         clients, user = self.clients, invocation.user
-        who, platform, rollouts = user.key, str(invocation.platform), clients.rollouts
+        rollouts = clients.rollouts
         match command:
-            case DeployCommand(tag=None) | RestartCommand():
-                return await rollouts.restart(command.service, who=who, platform=platform)
-            case DeployCommand(tag=str(tag)):
-                return await rollouts.deploy(
-                    command.service, tag, container=command.container, who=who, platform=platform
-                )
-            case ScaleCommand():
-                return await rollouts.scale(
-                    command.service, command.replicas, who=who, platform=platform
-                )
-            case RollbackCommand():
-                return await rollouts.rollback(
-                    command.service, command.revision or 0, who=who, platform=platform
-                )
+            case DeployCommand() | RestartCommand() | ScaleCommand() | RollbackCommand():
+                return await self._rollout(command, invocation)
             case StatusCommand():
                 return await rollouts.status(command.service)
             case HistoryCommand():
@@ -282,6 +271,8 @@ class CommandLayer:
             invocation, command, time.monotonic(), approvers=approvers, request_id=request.id
         )
         outcome = await self._guarded(invocation, command, run)
+        if outcome.refused:
+            await self.approvals.mark_refused(request.id)
         self.notices.put_nowait(Notice(request.platform, request.channel, outcome))
 
     async def _run(
@@ -382,7 +373,7 @@ class CommandLayer:
         self, invocation: Invocation, command: BaseCommand, rule: ApprovalRule
     ) -> Outcome:
         """Validate what would run, then open an approval request for it."""
-        problem = await self._preflight(command)
+        problem = await self._preflight(command, invocation)
         if problem is not None:
             await self._audit(invocation, AuditOutcome.REFUSED, command, detail=problem.title)
             return Outcome(problem)
@@ -390,13 +381,46 @@ class CommandLayer:
         self._new_request.set()
         return Outcome(opened.reply, request_id=opened.request.id)
 
-    async def _preflight(self, command: BaseCommand) -> Reply | None:
-        """Why a command would be refused right away (unknown service, tag or backup)."""
+    async def _rollout(
+        self, command: RolloutCommand, invocation: Invocation, *, dry_run: bool = False
+    ) -> Outcome:
+        """A deploy, restart, scale or rollback as the invocation's user (or only decided)."""
+        rollouts, who = self.clients.rollouts, invocation.user.key
+        platform = str(invocation.platform)
         match command:
-            case DeployCommand():
-                return await self.clients.rollouts.preflight(command.service, command.tag)
-            case RestartCommand() | ScaleCommand() | RollbackCommand():
-                return await self.clients.rollouts.preflight(command.service)
+            case DeployCommand(tag=None) | RestartCommand():
+                return await rollouts.restart(
+                    command.service, who=who, platform=platform, dry_run=dry_run
+                )
+            case DeployCommand(tag=str(tag)):
+                return await rollouts.deploy(
+                    command.service,
+                    tag,
+                    container=command.container,
+                    who=who,
+                    platform=platform,
+                    dry_run=dry_run,
+                )
+            case ScaleCommand():
+                return await rollouts.scale(
+                    command.service, command.replicas, who=who, platform=platform, dry_run=dry_run
+                )
+            case RollbackCommand():
+                return await rollouts.rollback(
+                    command.service,
+                    command.revision or 0,
+                    who=who,
+                    platform=platform,
+                    dry_run=dry_run,
+                )
+
+    async def _preflight(self, command: BaseCommand, invocation: Invocation) -> Reply | None:
+        """Why a command would be refused right away: what running it would refuse now (an
+        unknown service, tag, container, revision or backup, a busy service, nothing to do)."""
+        match command:
+            case DeployCommand() | RestartCommand() | ScaleCommand() | RollbackCommand():
+                decided = await self._rollout(command, invocation, dry_run=True)
+                return decided.reply if decided.refused or decided.failed else None
             case BackupRestoreCommand():
                 client = self.clients.backup
                 try:

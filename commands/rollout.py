@@ -78,54 +78,52 @@ class Rollouts:
 
     # --- the commands ---------------------------------------------------------------------
 
+    # With `dry_run`, each change is only decided, as kubectl's --dry-run=client does: the
+    # reply says what would be done, or why it would be refused; nothing is claimed or written.
+
     async def deploy(
-        self, service: str, tag: str, *, container: str | None = None, who: str, platform: str
+        self,
+        service: str,
+        tag: str,
+        *,
+        container: str | None = None,
+        who: str,
+        platform: str,
+        dry_run: bool = False,
     ) -> Outcome:
         """Set the service's image to `REGISTRY/SERVICE:TAG` (the tag must exist), then track."""
         summary = f"deploy {service}:{tag}"
         plan = partial(self._plan_deploy, service, tag, container, who, platform)
         check = partial(self._require_tag, service, tag)
-        work = self._change(service, "deploy", summary, who, platform, plan, check)
+        work = self._change(service, "deploy", summary, who, platform, plan, check, dry_run)
         return await self._answer(summary, work)
 
-    async def restart(self, service: str, *, who: str, platform: str) -> Outcome:
+    async def restart(
+        self, service: str, *, who: str, platform: str, dry_run: bool = False
+    ) -> Outcome:
         """`kubectl rollout restart`: a new `restartedAt` on the pod template, then track."""
         summary = f"restart {service}"
         plan = partial(self._plan_restart, service, who, platform)
-        return await self._answer(
-            summary, self._change(service, "restart", summary, who, platform, plan)
-        )
+        work = self._change(service, "restart", summary, who, platform, plan, dry_run=dry_run)
+        return await self._answer(summary, work)
 
-    async def scale(self, service: str, replicas: int, *, who: str, platform: str) -> Outcome:
+    async def scale(
+        self, service: str, replicas: int, *, who: str, platform: str, dry_run: bool = False
+    ) -> Outcome:
         """`kubectl scale --replicas=N`, then track until the replicas are available."""
         summary = f"scale {service} to {replicas}"
         plan = partial(self._plan_scale, service, replicas)
-        return await self._answer(
-            summary, self._change(service, "scale", summary, who, platform, plan)
-        )
+        work = self._change(service, "scale", summary, who, platform, plan, dry_run=dry_run)
+        return await self._answer(summary, work)
 
     async def rollback(
-        self, service: str, revision: int = 0, *, who: str, platform: str
+        self, service: str, revision: int = 0, *, who: str, platform: str, dry_run: bool = False
     ) -> Outcome:
         """`kubectl rollout undo [--to-revision=N]` (0: the previous revision), then track."""
         summary = f"rollback {service}" + (f" to revision {revision}" if revision else "")
         plan = partial(self._plan_undo, service, revision)
-        return await self._answer(
-            summary, self._change(service, "rollback", summary, who, platform, plan)
-        )
-
-    async def preflight(self, service: str, tag: str | None = None) -> Reply | None:
-        """Why a change would be refused before anything is written (unknown service or tag),
-        or None; used before asking for an approval."""
-        try:
-            await self._deployment(service)
-            if tag is not None:
-                await self._require_tag(service, tag)
-        except _Refused as refused:
-            return refused.reply
-        except KubeError as exc:
-            return Reply(title=f"cannot check {service}: {exc}", tone=Tone.ERROR)
-        return None
+        work = self._change(service, "rollback", summary, who, platform, plan, dry_run=dry_run)
+        return await self._answer(summary, work)
 
     async def status(self, service: str) -> Outcome:
         """`kubectl rollout status` once, with replicas, pod problems and any running operation."""
@@ -157,8 +155,16 @@ class Rollouts:
         platform: str,
         plan: _Plan,
         check: Callable[[], Awaitable[None]] | None = None,
+        dry_run: bool = False,
     ) -> Outcome:
         """Claim the service, read it, `check` once, then decide and write; track the result."""
+        if dry_run:
+            if (running := self.tracker.running(service)) is not None:
+                raise Busy(running)
+            deployment = await self._deployment(service)
+            if check is not None:
+                await check()
+            return Outcome((await plan(deployment)).reply)
         operation = self.tracker.claim(service, kind, summary, who, platform)
         try:
             deployment = await self._deployment(service)

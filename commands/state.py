@@ -88,6 +88,7 @@ class RequestStatus(StrEnum):
     EXPIRED = "expired"
     CANCELLED = "cancelled"
     EXECUTED = "executed"
+    REFUSED = "refused"  # approved, but refused when it ran (busy, nothing to do): nothing ran
 
 
 class ApprovalRequest(_Row):

@@ -9,6 +9,8 @@ import re
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from commands.config import Config
 from commands.layer import CommandLayer
 from commands.models import Invocation, User
@@ -125,6 +127,47 @@ async def test_an_admins_approval_runs_the_deploy_once_as_the_requester(
     assert ran[0]["duration_ms"] > 0
     refused = [e for e in entries if e["outcome"] == "refused"]
     assert {"console:alice", "console:carol"} <= {e["user"] for e in refused}
+
+
+@pytest.mark.parametrize(
+    ("command", "why"),
+    [
+        ("deploy postgres 16.2 --container nope", "✘ postgres has no container nope"),
+        ("rollback postgres 99", "✘ unable to find specified revision 99"),
+        (
+            "deploy postgres 15.6",
+            "postgres already runs 10.110.67.87:5000/postgres:15.6; nothing",
+        ),
+        ("deploy postgres 9.9", "✘ postgres:9.9 is not in the registry; nothing was changed"),
+    ],
+)
+async def test_what_running_would_refuse_is_refused_before_a_request_is_opened(
+    console: Console, sandbox: Sandbox, command: str, why: str
+) -> None:
+    before = desired_state(sandbox, "postgres")
+    reply = await console.run(f"as console:alice: {command}")
+    assert reply.startswith(why), reply
+    assert "approve" not in reply
+    assert await console.run("approvals") == "no pending approval requests"
+    assert desired_state(sandbox, "postgres") == before
+
+
+async def test_an_approved_request_refused_when_it_runs_is_not_left_executed(
+    console: Console, sandbox: Sandbox, bot_config: Config
+) -> None:
+    # alice asks while postgres is free; it is busy when bob's approval arrives
+    asked = request_id(await console.run("as console:alice: scale postgres 2"))
+    restart = request_id(await console.run("as console:alice: restart postgres"))
+    await console.run(f"as console:dave: approve {restart}")
+    busy = await console.run(f"as console:bob: approve {asked}")
+    await console.wait()
+    assert "postgres is busy" in console.text, console.text
+    assert deployment(sandbox, "postgres")["spec"]["replicas"] == 1
+    async with await State.in_dir(bot_config.state_dir, read_only=True) as state:
+        request = await state.get_request(asked)
+    assert request is not None and request.status == "refused", busy
+    entries = [e for e in await audit_log(bot_config) if e.get("request_id") == asked]
+    assert [e["outcome"] for e in entries][-1] == "refused"
 
 
 async def test_two_distinct_approvals_when_the_policy_says_two(
