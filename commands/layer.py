@@ -39,7 +39,9 @@ from commands.models import (
     Outcome,
     Platform,
     Progress,
+    ProgressUpdate,
     Reply,
+    RollbackStarted,
     Tone,
     User,
 )
@@ -336,8 +338,19 @@ class CommandLayer:
                 return  # the bot is stopping: the next start picks the operation up again
             await self._finish(invocation, command, operation_id, final, started)
 
-        self._spawn(feed.pump(progress, operation_id, settle))
+        self._spawn(feed.pump(self._remembering(operation_id, progress), operation_id, settle))
         return feed
+
+    async def _remembering(
+        self, operation_id: str, progress: AsyncIterator[Progress]
+    ) -> AsyncIterator[Progress]:
+        """Pass progress on, writing down an automatic rollback's start before it is shown, so
+        that a restart finishes the rollback instead of following the rollout it undoes."""
+        async for item in progress:
+            if isinstance(item, ProgressUpdate) and item.rollback is not None:
+                rollback = item.rollback.model_dump(mode="json")
+                await self.state.update_operation(operation_id, detail={"rollback": rollback})
+            yield item
 
     async def _finish(
         self,
@@ -512,6 +525,9 @@ class CommandLayer:
                 platform=str(stored.platform),
                 revision_before=stored.detail.get("revision_before"),
                 elapsed=(utcnow() - stored.started_at).total_seconds(),
+                rolling_back=RollbackStarted.model_validate(rollback)
+                if (rollback := stored.detail.get("rollback"))
+                else None,
             )
             return operation.follow()
         if stored.kind == "backup.create":

@@ -123,6 +123,17 @@ class Reply(BaseModel):
         return "\n".join(parts)
 
 
+class RollbackStarted(BaseModel):
+    """A rollback trigger fired and the rollout is being undone: kept with the operation, so a
+    restart finishes the rollback rather than mistaking it for the rollout."""
+
+    revision: int  # rolling back to this revision
+    from_revision: int  # the revision being left; still current if the undo was not written
+    rule: str
+    detail: str
+    reason: str | None = None
+
+
 class ProgressUpdate(BaseModel):
     """A step of a tracked operation, with kubectl's rollout-status meaning for rollouts."""
 
@@ -134,6 +145,7 @@ class ProgressUpdate(BaseModel):
     available: int | None = None
     old_pending: int | None = None
     problems: list[str] = Field(default_factory=list)  # e.g. "nova-7d9-abcde: CrashLoopBackOff"
+    rollback: RollbackStarted | None = None  # on the update that starts an automatic rollback
 
 
 class FinalResult(BaseModel):

@@ -16,7 +16,7 @@ from typing import Any
 from commands import kubectl
 from commands.formatting import age
 from commands.kube import Conflict, Kube, KubeError, KubeTimeout, NotFound
-from commands.models import Outcome, Reply, ReplyField, Table, Tone
+from commands.models import Outcome, Reply, ReplyField, RollbackStarted, Table, Tone
 from commands.parser import close_matches
 from commands.pods import pod_state
 from commands.registry import RegistryError
@@ -204,9 +204,11 @@ class Rollouts:
         platform: str,
         revision_before: int | None,
         elapsed: float = 0.0,
+        rolling_back: RollbackStarted | None = None,
     ) -> Operation:
         """Track an operation again after a restart, under its old id, from the Deployment as
-        it is now (restarts its pods already had are a baseline). Raises `KubeError` or `Busy`."""
+        it is now (restarts its pods already had are a baseline), or finish the automatic
+        rollback it was in. Raises `KubeError` or `Busy`."""
         operation = self.tracker.claim(service, kind, summary, who, platform, operation_id)
         operation.started -= elapsed  # its timeout and duration count from the first start
         try:
@@ -214,7 +216,8 @@ class Rollouts:
         except BaseException:
             self.tracker.release(operation)
             raise
-        self.tracker.track(operation, self._target(service, deployment, revision_before))
+        target = self._target(service, deployment, revision_before)
+        self.tracker.track(operation, target, rolling_back)
         return operation
 
     async def _write(self, service: str, deployment: Obj, plan: _Plan) -> tuple[_Change, Obj]:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from commands import kubectl
 from commands.formatting import human_seconds
 from commands.kube import Kube, KubeError, WatchEvent
-from commands.models import FinalResult, Progress, ProgressUpdate
+from commands.models import FinalResult, Progress, ProgressUpdate, RollbackStarted
 from commands.pods import PodState, pod_state
 from commands.progress import ProgressFeed
 from commands.triggers import RollbackTriggers, Trigger
@@ -236,12 +236,16 @@ class Tracker:
 
     # --- tracking -------------------------------------------------------------------------
 
-    def track(self, operation: Operation, target: Target) -> AsyncIterator[Progress]:
+    def track(
+        self, operation: Operation, target: Target, rolling_back: RollbackStarted | None = None
+    ) -> AsyncIterator[Progress]:
         """Start tracking in the background; returns the operation's progress stream.
 
-        Tracking runs to its end whether or not anybody reads the stream.
+        Tracking runs to its end whether or not anybody reads the stream. `rolling_back`
+        resumes an automatic rollback that a restart interrupted.
         """
-        task = asyncio.create_task(self._run(operation, target), name=operation.id)
+        work = self._run(operation, target, rolling_back)
+        task = asyncio.create_task(work, name=operation.id)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return operation.follow()
@@ -253,9 +257,14 @@ class Tracker:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _run(self, operation: Operation, target: Target) -> None:
+    async def _run(
+        self, operation: Operation, target: Target, rolling_back: RollbackStarted | None
+    ) -> None:
         try:
-            final = await self._track(operation, target)
+            if rolling_back is None:
+                final = await self._track(operation, target)
+            else:
+                final = await self._resume_rollback(operation, target, rolling_back)
         except asyncio.CancelledError:
             operation.emit(self._final(operation, False, "tracking stopped", reason="cancelled"))
             raise
@@ -279,10 +288,10 @@ class Tracker:
             return self._final(operation, True, ending.message)
         if ending.trigger is None:
             return self._failed(operation, ending)
-        return await self._act_on_trigger(operation, target, ending.trigger)
+        return await self._act_on_trigger(operation, target, ending.trigger, ending.revision)
 
     async def _act_on_trigger(
-        self, operation: Operation, target: Target, trigger: Trigger
+        self, operation: Operation, target: Target, trigger: Trigger, current: int | None
     ) -> FinalResult:
         """Undo the rollout if allowed (and track that), else report the trigger."""
         fired = f"rollback trigger fired: {trigger}"
@@ -304,47 +313,80 @@ class Tracker:
         elif self.policy.auto_rollback != "rollback":
             why = "auto_rollback is set to report"
         else:
-            return await self._roll_back(operation, target, trigger, rollback, revision)
+            started = RollbackStarted(
+                revision=revision,
+                from_revision=current or 0,
+                rule=trigger.rule,
+                detail=trigger.detail,
+                reason=trigger.reason,
+            )
+            return await self._roll_back(operation, target, started, rollback)
         message = f"{fired}; not rolled back ({why})"
         return self._final(operation, False, message, reason=trigger.reason, trigger=trigger.rule)
+
+    async def _resume_rollback(
+        self, operation: Operation, target: Target, started: RollbackStarted
+    ) -> FinalResult:
+        """Finish an automatic rollback a restart interrupted: write the undo if the
+        Deployment is still on the revision it was leaving, then track the rollback."""
+        try:
+            deployment = await self.kube.get_deployment(target.deployment)
+        except KubeError as exc:
+            message = f"could not finish the rollback after a restart: {exc}"
+            return self._triggered(operation, started, message)
+        written = kubectl.revision(deployment) != started.from_revision
+        if written or target.rollback is None:
+            done = f"rolled back to revision {started.revision} before the restart"
+            return await self._roll_back(operation, target, started, done=done)
+        return await self._roll_back(operation, target, started, target.rollback)
 
     async def _roll_back(
         self,
         operation: Operation,
         target: Target,
-        trigger: Trigger,
-        rollback: RollbackAction,
-        revision: int,
+        started: RollbackStarted,
+        rollback: RollbackAction | None = None,
+        *,
+        done: str = "",
     ) -> FinalResult:
-        fired = f"rollback trigger fired: {trigger}"
+        """Undo with `rollback` (or, without one, say `done`) and track the rollback."""
+        revision = started.revision
         operation.emit(
             ProgressUpdate(
-                operation_id=operation.id, message=f"{fired}; rolling back to revision {revision}"
+                operation_id=operation.id,
+                message=f"{_fired(started)}; rolling back to revision {revision}",
+                rollback=started,
             )
         )
-        try:
-            done = await rollback(revision)
-        except (KubeError, kubectl.KubectlError) as exc:
-            return self._final(
-                operation,
-                False,
-                f"{fired}; automatic rollback to revision {revision} failed: {exc}",
-                reason=trigger.reason,
-                trigger=trigger.rule,
-            )
+        if rollback is not None:
+            try:
+                done = await rollback(revision)
+            except (KubeError, kubectl.KubectlError) as exc:
+                message = f"automatic rollback to revision {revision} failed: {exc}"
+                return self._triggered(operation, started, message)
         ending = await self._watch(operation, target, None)
         if ending.status == "done":
             now = f" (now revision {ending.revision})" if ending.revision else ""
             outcome = f"{done}{now}; {ending.message}"
         else:
             outcome = f"{done}, but the rollback did not finish: {ending.message}"
+        return self._triggered(operation, started, outcome, rolled_back_to=revision)
+
+    def _triggered(
+        self,
+        operation: Operation,
+        started: RollbackStarted,
+        outcome: str,
+        rolled_back_to: int | None = None,
+    ) -> FinalResult:
+        """The failed result of a rollout whose rollback trigger fired, and what came of it."""
         return self._final(
             operation,
             False,
-            f"{fired}; {outcome}",
-            reason=trigger.reason,
-            trigger=trigger.rule,
-            rolled_back_to=revision,
+            f"{_fired(started)}; {outcome}",
+            reason=started.reason,
+            trigger=started.rule,
+            rolled_back_to=rolled_back_to,
         )
 
     async def _watch(
@@ -436,7 +478,10 @@ class Tracker:
         if triggers is not None:
             fired = triggers.observe(view.new_pods(), now)
             if fired is not None:
-                return _Ending("trigger", str(fired), reason=fired.reason, trigger=fired)
+                revision = kubectl.revision(view.deployment)
+                return _Ending(
+                    "trigger", str(fired), reason=fired.reason, trigger=fired, revision=revision
+                )
         return None
 
     def _timed_out(self, view: _RolloutView) -> _Ending:
@@ -476,3 +521,7 @@ class Tracker:
             rolled_back_to=rolled_back_to,
             rollback_proposed=rollback_proposed,
         )
+
+
+def _fired(started: RollbackStarted) -> str:
+    return f"rollback trigger fired: {started.rule} ({started.detail})"

@@ -76,6 +76,12 @@ class Console:
         async with asyncio.timeout(LIMIT):
             await self.session.run_line("wait")
 
+    async def stop_bot(self) -> None:
+        """The bot stops (as on SIGTERM) with work in flight; what it printed stays readable."""
+        await self.layer.close()
+        await self.session.wait()
+        await self.session.close()
+
     def progress(self, operation_id: str) -> list[str]:
         """The progress messages printed for one operation, the final result last."""
         return [m for m in self.out.messages if m.startswith(f"[{operation_id}] ")]

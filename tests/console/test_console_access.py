@@ -256,12 +256,9 @@ async def test_a_request_approved_just_before_a_stop_runs_once_after_the_restart
 async def test_a_rollout_in_flight_is_picked_up_after_a_restart(
     sandbox: Sandbox, bot_config: Config
 ) -> None:
-    layer = await CommandLayer.open(bot_config)
-    first = Console(layer)
+    first = Console(await CommandLayer.open(bot_config))
     op = operation_id(await first.run("as console:alice: deploy gateway v2.2.0"))
-    await layer.close()  # the bot stops in the middle of the rollout
-    await first.session.wait()
-    await first.session.close()
+    await first.stop_bot()  # in the middle of the rollout
     assert "tracking stopped" in first.final(op)
     assert not rolled_out(sandbox, "gateway")
     async with open_console(bot_config) as second:
@@ -272,6 +269,35 @@ async def test_a_rollout_in_flight_is_picked_up_after_a_restart(
     entries = [e for e in await audit_log(bot_config) if e["action"] == "deploy"]
     assert [e["outcome"] for e in entries] == ["ok"]
     assert entries[0]["user"] == "console:alice"
+
+
+async def test_an_automatic_rollback_cut_off_by_a_stop_is_finished_after_the_restart(
+    sandbox: Sandbox, bot_config: Config
+) -> None:
+    first = Console(await CommandLayer.open(bot_config))
+    op = operation_id(await first.run("as console:alice: deploy nova v2-broken"))
+    await eventually(
+        lambda: any(
+            m.startswith(f"[{op}]") and "rolling back to revision 2" in m
+            for m in first.out.messages
+        )
+    )
+    await first.stop_bot()  # while its rollback rolls out
+    async with open_console(bot_config) as second:
+        await second.wait()
+    # usually the stop cut the rollback off and the restart finished it; either way the
+    # deploy is reported failed and rolled back, never as the success of the rollback's rollout
+    cut_off = "tracking stopped" in first.final(op)
+    final = second.final(op) if cut_off else first.final(op)
+    assert final.startswith(f"[{op}] ✘ deploy nova:v2-broken failed: rollback trigger fired: "), (
+        final
+    )
+    assert "rolled back to revision 2" in final, final
+    assert current_image(sandbox, "nova") == image("nova", "v1.1")
+    entries = [e for e in await audit_log(bot_config) if e["action"] == "deploy"]
+    assert [e["outcome"] for e in entries] == ["auto-rollback"], entries
+    async with await State.in_dir(bot_config.state_dir, read_only=True) as state:
+        assert await state.unfinished_operations() == []
 
 
 async def test_the_same_delivery_twice_runs_once_even_across_a_restart(
