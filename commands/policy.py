@@ -5,8 +5,9 @@ user groups and to Discord guild roles; optionally limits the channels the bot a
 platform; and sets a rule per action (the parser's names: `deploy`, `backup.restore`...): which
 roles may run it and whether it needs approval. Service overrides replace the rule for the
 mutating actions on one service (or for the actions they list). Protected services (the
-top-level `protected_services`) need `protected_approval` unless a service override says
-otherwise. Whatever the config leaves out comes from `DEFAULT_RULES`.
+top-level `protected_services`) need `protected_approval` on top of the action's own approval
+rule (never less than either) unless a service override says otherwise. Whatever the config
+leaves out comes from `DEFAULT_RULES`.
 """
 
 from __future__ import annotations
@@ -56,6 +57,16 @@ class ApprovalRule(_Model):
     approvals: int = Field(default=1, ge=1, le=10)
     approvers: tuple[str, ...] = Field(default=(ADMIN,), min_length=1)
     expires_after: Duration = DEFAULT_EXPIRY_SECONDS  # seconds; config takes `30m`, `2h`...
+
+    def and_(self, other: ApprovalRule) -> ApprovalRule:
+        """Both rules at once: the most approvals, from roles both accept (`other`'s if they
+        share none), by the sooner expiry."""
+        shared = tuple(role for role in other.approvers if role in self.approvers)
+        return ApprovalRule(
+            approvals=max(self.approvals, other.approvals),
+            approvers=shared or other.approvers,
+            expires_after=min(self.expires_after, other.expires_after),
+        )
 
     def describe(self) -> str:
         """`1 approval from admin`, `2 approvals from deployer or admin`."""
@@ -260,7 +271,8 @@ class Policy:
         if service is None:
             return roles, approval
         if service in self.protected and action in SERVICE_MUTATIONS:
-            approval = self.access.protected_approval
+            protected = self.access.protected_approval
+            approval = protected if approval is None else approval.and_(protected)
         override = self.access.services.get(service)
         if override is not None and override.covers(action):
             roles, approval = _apply(override, roles, approval)

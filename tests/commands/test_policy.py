@@ -119,6 +119,34 @@ def test_protected_service_needs_admin_approval_for_mutations_only() -> None:
     )
 
 
+def test_protection_never_weakens_the_actions_own_approval_rule(tmp_path: Path) -> None:
+    policy = load(
+        tmp_path,
+        """
+protected_services: [postgres]
+access:
+  roles:
+    admin: {users: [console:bob, console:dave]}
+    deployer: {users: [console:alice]}
+  protected_approval: {approvals: 1, approvers: [admin], expires_after: 1h}
+  actions:
+    deploy:
+      roles: [deployer, admin]
+      approval: {approvals: 2, approvers: [deployer, admin], expires_after: 10m}
+""",
+    )
+    # everywhere a deploy needs two approvals; on postgres, two admins' within the 10 minutes
+    assert policy.decide(ALICE, "deploy", "nova").approval == ApprovalRule(
+        approvals=2, approvers=("deployer", "admin"), expires_after=600
+    )
+    assert policy.decide(ALICE, "deploy", "postgres").approval == ApprovalRule(
+        approvals=2, approvers=("admin",), expires_after=600
+    )
+    assert policy.decide(ALICE, "restart", "postgres").approval == ApprovalRule(
+        approvals=1, approvers=("admin",), expires_after=3600
+    )
+
+
 def test_protected_services_can_be_overridden(tmp_path: Path) -> None:
     policy = load(
         tmp_path,
