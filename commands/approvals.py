@@ -277,8 +277,26 @@ class Approvals:
                 )
         return expired
 
-    async def _expire(self, request: ApprovalRequest, now: datetime) -> bool:
-        if not await self.state.set_request_status(request.id, RequestStatus.EXPIRED, now=now):
+    async def expire_unrun(self, request: ApprovalRequest) -> ApprovalRequest | None:
+        """An approved request the bot never ran (it was stopped) and whose time is now up:
+        expire it rather than run it late (audited). None if it is not approved or not due."""
+        now = self.clock()
+        if request.expires_at > now or not await self._expire(
+            request, now, expect=RequestStatus.APPROVED
+        ):
+            return None
+        return request.model_copy(update={"status": RequestStatus.EXPIRED, "finished_at": now})
+
+    async def _expire(
+        self,
+        request: ApprovalRequest,
+        now: datetime,
+        expect: RequestStatus = RequestStatus.PENDING,
+    ) -> bool:
+        changed = await self.state.set_request_status(
+            request.id, RequestStatus.EXPIRED, expect=(expect,), now=now
+        )
+        if not changed:
             return False
         await self.state.audit(
             AuditEntry(
@@ -357,12 +375,18 @@ class Approvals:
         return tuple(vote.user for vote in await self.state.votes(request_id) if vote.approve)
 
 
-def expired_reply(request: ApprovalRequest) -> Reply:
-    """What the layer posts in the request's channel when it expires."""
+def expired_reply(request: ApprovalRequest, approved: bool = False) -> Reply:
+    """What the layer posts in the request's channel when it expires (`approved`: it was,
+    but the bot was stopped before running it until after its time was up)."""
+    why = (
+        "approved, but the bot was stopped until after its time was up"
+        if approved
+        else "not approved in time"
+    )
     return Reply(
         title=f"request {request.id} expired",
         tone=Tone.WARNING,
-        lines=[f"{request.text} (asked by {request.user}) was not approved in time; nothing ran"],
+        lines=[f"{request.text} (asked by {request.user}) was {why}; nothing ran"],
     )
 
 

@@ -470,6 +470,11 @@ class CommandLayer:
         the operations that were being tracked, finishing their messages."""
         unfinished = await self.state.unfinished_operations()  # before the approved ones start
         for request in await self.state.requests_with_status(RequestStatus.APPROVED):
+            if (late := await self.approvals.expire_unrun(request)) is not None:
+                reply = expired_reply(late, approved=True)
+                outcome = Outcome(reply, request_id=late.id)
+                self.notices.put_nowait(Notice(late.platform, late.channel, outcome))
+                continue
             votes = await self.state.votes(request.id)
             await self._run_approved(request, tuple(v.user for v in votes if v.approve))
         for stored in unfinished:

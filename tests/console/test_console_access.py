@@ -225,21 +225,26 @@ async def test_pending_request_survives_a_restart_and_runs_exactly_once(
     assert len(ran) == 1
 
 
-async def test_a_request_approved_just_before_a_stop_runs_once_after_the_restart(
-    sandbox: Sandbox, bot_config: Config
-) -> None:
-    # the last approval was written, then the bot stopped before running the request
+async def approved_while_stopped(config: Config, text: str, expires_in: timedelta) -> str:
+    """A request of alice's that bob approved, then the bot stopped before running it."""
     alice = User.parse("console:alice")
-    async with await State.in_dir(bot_config.state_dir) as state:
+    async with await State.in_dir(config.state_dir) as state:
         request = await state.create_request(
-            Invocation(user=alice, channel="console", text="scale postgres 2"),
-            parse_command("scale postgres 2"),
+            Invocation(user=alice, channel="console", text=text),
+            parse_command(text),
             approvals_needed=1,
             approver_roles=["admin"],
-            expires_at=utcnow() + timedelta(hours=1),
+            expires_at=utcnow() + expires_in,
         )
         await state.record_vote(request.id, "console:bob", True)
         assert await state.set_request_status(request.id, RequestStatus.APPROVED)
+    return request.id
+
+
+async def test_a_request_approved_just_before_a_stop_runs_once_after_the_restart(
+    sandbox: Sandbox, bot_config: Config
+) -> None:
+    rid = await approved_while_stopped(bot_config, "scale postgres 2", timedelta(hours=1))
     async with open_console(bot_config) as console:
         await console.wait()
     assert deployment(sandbox, "postgres")["spec"]["replicas"] == 2
@@ -247,10 +252,26 @@ async def test_a_request_approved_just_before_a_stop_runs_once_after_the_restart
     assert "scale postgres to 2 done" in console.text, console.text
     entries = [e for e in await audit_log(bot_config) if e["action"] == "scale"]
     assert [(e["outcome"], e["user"], e["request_id"]) for e in entries] == [
-        ("ok", "console:alice", request.id)
+        ("ok", "console:alice", rid)
     ]
     async with await State.in_dir(bot_config.state_dir, read_only=True) as state:
         assert await state.unfinished_operations() == []
+
+
+async def test_an_approved_request_is_not_run_late_after_a_long_stop(
+    sandbox: Sandbox, bot_config: Config
+) -> None:
+    rid = await approved_while_stopped(bot_config, "scale postgres 2", timedelta(minutes=-5))
+    async with open_console(bot_config) as console:
+        await console.wait()
+    assert f"! request {rid} expired" in console.text, console.text
+    assert (
+        "scale postgres 2 (asked by console:alice) was approved, but the bot was stopped "
+        "until after its time was up; nothing ran"
+    ) in console.text
+    assert deployment(sandbox, "postgres")["spec"]["replicas"] == 1
+    entries = [e for e in await audit_log(bot_config) if e.get("request_id") == rid]
+    assert [e["outcome"] for e in entries] == ["expired"]
 
 
 async def test_a_rollout_in_flight_is_picked_up_after_a_restart(
