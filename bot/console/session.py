@@ -8,6 +8,7 @@ progress are printed as plain text; a failed command is a reply, not an exit cod
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import sys
 import threading
@@ -20,6 +21,7 @@ from commands.layer import CommandLayer
 from commands.models import Invocation, Outcome, Progress, User
 
 CHANNEL = "console"
+log = logging.getLogger(__name__)
 _AS_USER = re.compile(r"^as\s+([^\s:]+(?::[^\s:]+)?):\s*(.*)$")
 
 
@@ -74,7 +76,11 @@ class ConsoleSession:
         """Print a reply, and follow its progress in the background."""
         if outcome.duplicate:
             return
-        self.say(render_reply(outcome.reply, await self._save_attachment(outcome)))
+        try:
+            where = await self._save_attachment(outcome)
+        except OSError as error:  # the reply still shows, with its preview
+            where = f"not saved: {error.strerror or error}"
+        self.say(render_reply(outcome.reply, where))
         if outcome.progress is not None:
             task = asyncio.create_task(self._follow(outcome.progress))
             self._followers.add(task)
@@ -94,6 +100,8 @@ class ConsoleSession:
             notice = await self.layer.notices.get()
             try:
                 await self.show(notice.outcome)
+            except Exception:  # one notice that cannot be shown must not silence the rest
+                log.exception("showing a notice failed")
             finally:
                 self.layer.notices.task_done()
 

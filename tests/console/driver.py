@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from bot.console.session import ConsoleSession
@@ -24,6 +25,7 @@ from commands.models import User
 from commands.state import State
 from sandbox.cluster import Sandbox
 from sandbox.resources import DEPLOYMENTS, PODS
+from tests.kubectl import kubectl
 
 NS = "holm"
 REGISTRY_HOST = "10.110.67.87:5000"
@@ -55,10 +57,12 @@ class Transcript(io.StringIO):
 class Console:
     """A console session as a user types into it; what it printed, message by message."""
 
-    def __init__(self, layer: CommandLayer, user: str = DEFAULT_USER) -> None:
+    def __init__(
+        self, layer: CommandLayer, user: str = DEFAULT_USER, attachments: Path | None = None
+    ) -> None:
         self.layer = layer
         self.out = Transcript()
-        self.session = ConsoleSession(layer, User.parse(user), self.out)
+        self.session = ConsoleSession(layer, User.parse(user), self.out, attachments)
 
     @property
     def text(self) -> str:
@@ -103,10 +107,12 @@ def operation_id(reply: str) -> str:
 
 
 @asynccontextmanager
-async def open_console(config: Config, user: str = DEFAULT_USER) -> AsyncIterator[Console]:
+async def open_console(
+    config: Config, user: str = DEFAULT_USER, attachments: Path | None = None
+) -> AsyncIterator[Console]:
     """A `CommandLayer` opened on `config` behind a console session; both closed after."""
     layer = await CommandLayer.open(config)
-    console = Console(layer, user)
+    console = Console(layer, user, attachments)
     try:
         yield console
     finally:
@@ -188,3 +194,23 @@ def last_termination_reasons(sandbox: Sandbox, app: str) -> set[str]:
         for status in (pod.get("status") or {}).get("containerStatuses") or []
         if (terminated := (status.get("lastState") or {}).get("terminated"))
     }
+
+
+async def wait_for_log_lines(sandbox: Sandbox, app: str, container: str, count: int) -> None:
+    """Wait (bounded) until the app's pods have logged at least `count` lines in all."""
+    async with asyncio.timeout(30):
+        while True:
+            logs = await kubectl(
+                sandbox.kubeconfig,
+                "-n",
+                NS,
+                "logs",
+                "-l",
+                f"app={app}",
+                "-c",
+                container,
+                "--tail=-1",
+            )
+            if logs.code == 0 and len(logs.stdout.splitlines()) >= count:
+                return
+            await asyncio.sleep(0.2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 from commands.config import Config
 from sandbox.cluster import Sandbox
@@ -18,6 +19,7 @@ from tests.console.driver import (
     open_console,
     operation_id,
     pods,
+    wait_for_log_lines,
     with_changes,
 )
 from tests.kubectl import kubectl
@@ -81,6 +83,20 @@ async def test_logs_previous_after_a_crash_with_rollback_only_reported(
             "Error: the container keeps exiting; check /logs nova --previous",
         )
     ), health
+
+
+async def test_long_logs_are_still_answered_when_their_file_cannot_be_written(
+    sandbox: Sandbox, bot_config: Config, tmp_path: Path
+) -> None:
+    await wait_for_log_lines(sandbox, "gateway", "gateway", 45)  # more than a message holds
+    blocked = tmp_path / "attachments"
+    blocked.write_text("a file where the folder should be")
+    async with open_console(bot_config, attachments=blocked) as console:
+        reply = await console.run("/logs gateway --container gateway --tail 100")
+        after = await console.run("/status gateway")
+    assert re.match(r"gateway logs: \d+ lines from 3 pods", reply), reply
+    assert re.search(r"^\[full output: not saved: File exists \(\d+ lines\)\]$", reply, re.M)
+    assert "successfully rolled out" in after  # the console goes on
 
 
 async def test_health_of_a_service_with_an_oomkilled_pod(

@@ -11,14 +11,13 @@ import yaml
 
 from sandbox.cluster import Sandbox
 from tests.console.driver import (
-    NS,
     PROBE_TIMEOUT,
     current_image,
     deployment,
     image,
     rolled_out,
+    wait_for_log_lines,
 )
-from tests.kubectl import kubectl
 
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 PROCESS_LIMIT = 60.0  # seconds a console process may take
@@ -64,26 +63,6 @@ def registry_processes_under(path: Path) -> list[str]:
         if str(path) in cmdline:
             found.append(cmdline)
     return found
-
-
-async def wait_for_log_lines(sandbox: Sandbox, app: str, container: str, count: int) -> None:
-    """Wait (bounded) until the app's pods have logged at least `count` lines in all."""
-    async with asyncio.timeout(30):
-        while True:
-            logs = await kubectl(
-                sandbox.kubeconfig,
-                "-n",
-                NS,
-                "logs",
-                "-l",
-                f"app={app}",
-                "-c",
-                container,
-                "--tail=-1",
-            )
-            if logs.code == 0 and len(logs.stdout.splitlines()) >= count:
-                return
-            await asyncio.sleep(0.2)
 
 
 async def test_console_process_runs_piped_commands_against_a_running_sandbox(
