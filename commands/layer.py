@@ -89,6 +89,7 @@ RolloutCommand = DeployCommand | RestartCommand | ScaleCommand | RollbackCommand
 log = logging.getLogger(__name__)
 
 ROLLOUT_KINDS = frozenset({"deploy", "restart", "scale", "rollback"})
+RESUME_RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)  # picking an operation up again, then 30 s
 EXPIRY_RETRY_SECONDS = 5.0
 CLOSE_GRACE_SECONDS = 2.0  # how long closing waits for results already in to be written
 BOT_USER_ID = "holmbot"  # who asks when the bot itself proposes a rollback
@@ -478,42 +479,70 @@ class CommandLayer:
             votes = await self.state.votes(request.id)
             await self._run_approved(request, tuple(v.user for v in votes if v.approve))
         for stored in unfinished:
-            try:
-                outcome = await self._resume(stored)
-            except Exception:
-                log.exception("could not pick up %s again", stored.id)
-                await self.state.finish_operation(
-                    stored.id, OperationState.FAILED, message="lost across a restart"
-                )
-                outcome = Outcome(
-                    Reply(
-                        title=f"{stored.summary}: lost track of it across a restart",
-                        tone=Tone.ERROR,
-                    )
-                )
-            self.notices.put_nowait(
-                Notice(Platform(stored.platform), stored.channel, outcome, stored.message_ref)
+            await self._pick_up(stored)
+
+    async def _pick_up(self, stored: TrackedOperation, attempt: int = 0) -> None:
+        """Follow one stored operation again and say so where its progress went. While
+        Kubernetes does not answer, try again with back-off until the operation's timeout."""
+        try:
+            outcome = await self._resume(stored)
+        except KubeError as error:
+            elapsed = (utcnow() - stored.started_at).total_seconds()
+            if elapsed < self.clients.config.rollout.timeout_seconds:
+                self._spawn(self._pick_up_later(stored, attempt + 1))
+                if attempt > 0:
+                    return  # the channel was told on the first attempt
+                title = f"holmbot restarted; cannot follow {stored.summary} yet ({stored.id})"
+                reply = Reply(title=title, tone=Tone.WARNING, lines=[f"{error}; trying again"])
+                outcome = Outcome(reply, operation_id=stored.id)
+            else:
+                outcome = await self._lose(stored, error)
+        except Exception:
+            log.exception("could not pick up %s again", stored.id)
+            await self.state.finish_operation(
+                stored.id, OperationState.FAILED, message="lost across a restart"
             )
+            outcome = Outcome(
+                Reply(
+                    title=f"{stored.summary}: lost track of it across a restart",
+                    tone=Tone.ERROR,
+                )
+            )
+        self.notices.put_nowait(
+            Notice(Platform(stored.platform), stored.channel, outcome, stored.message_ref)
+        )
+
+    async def _pick_up_later(self, stored: TrackedOperation, attempt: int) -> None:
+        await asyncio.sleep(RESUME_RETRY_SECONDS[min(attempt, len(RESUME_RETRY_SECONDS)) - 1])
+        await self._pick_up(stored, attempt)
+
+    async def _lose(self, stored: TrackedOperation, error: Exception) -> Outcome:
+        """Give up on a stored operation: recorded and audited as failed."""
+        invocation, command = self._stored_invocation(stored)
+        final = FinalResult(
+            operation_id=stored.id,
+            ok=False,
+            message=f"{stored.summary}: lost track of it across a restart ({error})",
+            duration_seconds=0.0,
+            reason="lost",
+        )
+        await self._finish(invocation, command, stored.id, final, time.monotonic())
+        return Outcome(final.reply(), operation_id=stored.id)
+
+    @staticmethod
+    def _stored_invocation(stored: TrackedOperation) -> tuple[Invocation, BaseCommand]:
+        text = stored.detail.get("text", stored.summary)
+        user = User.parse(stored.started_by)
+        return Invocation(user=user, channel=stored.channel, text=text), parse_command(text)
 
     async def _resume(self, stored: TrackedOperation) -> Outcome:
-        """Follow one stored operation again; its end is recorded and audited as usual."""
-        text = stored.detail.get("text", stored.summary)
-        invocation = Invocation(
-            user=User.parse(stored.started_by), channel=stored.channel, text=text
-        )
-        command = parse_command(text)
+        """Follow one stored operation again; its end is recorded and audited as usual.
+        Raises `KubeError` while Kubernetes does not answer."""
+        invocation, command = self._stored_invocation(stored)
         try:
             progress = await self._follow_again(stored)
-        except (KubeError, Busy) as error:
-            final = FinalResult(
-                operation_id=stored.id,
-                ok=False,
-                message=f"{stored.summary}: lost track of it across a restart ({error})",
-                duration_seconds=0.0,
-                reason="lost",
-            )
-            await self._finish(invocation, command, stored.id, final, time.monotonic())
-            return Outcome(final.reply(), operation_id=stored.id)
+        except Busy as error:
+            return await self._lose(stored, error)
         elapsed = (utcnow() - stored.started_at).total_seconds()
         feed = self._record(invocation, command, stored.id, progress, time.monotonic() - elapsed)
         title = f"holmbot restarted; following {stored.summary} again ({stored.id})"

@@ -14,16 +14,19 @@ from pathlib import Path
 from aiohttp import web
 
 from commands.config import Config
+from commands.layer import CommandLayer
 from sandbox.apiserver import ApiServer
 from sandbox.cluster import Sandbox
 from sandbox.resources import DEPLOYMENTS
 from sandbox.serving import write_kubeconfig
 from tests.console.driver import (
     NS,
+    Console,
     audit_log,
     current_image,
     deployment,
     desired_state,
+    eventually,
     image,
     open_console,
     operation_id,
@@ -34,6 +37,7 @@ from tests.console.driver import (
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 NOVA_PATH = f"/apis/apps/v1/namespaces/{NS}/deployments/nova"
+GATEWAY_PATH = f"/apis/apps/v1/namespaces/{NS}/deployments/gateway"
 
 
 def status_500(message: str) -> web.Response:
@@ -152,6 +156,37 @@ async def test_kubernetes_api_answering_500_gives_a_clear_reply_and_changes_noth
     assert "running:" not in status  # the failed change left no operation behind
     assert not any(m.startswith("[op-") for m in console.out.messages)
     assert desired_state(sandbox, "nova") == before
+
+
+async def test_a_rollout_in_flight_is_picked_up_once_kubernetes_answers_again(
+    sandbox: Sandbox, bot_config: Config, serve: Callable[..., Awaitable[str]], tmp_path: Path
+) -> None:
+    first = Console(await CommandLayer.open(bot_config))
+    op = operation_id(await first.run("/deploy gateway v2.2.0"))
+    await first.stop_bot()  # in the middle of the rollout
+
+    # after the restart the API server fails its first two reads of the Deployment
+    failures = [status_500("etcdserver: request timed out") for _ in range(2)]
+
+    async def flaky(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method == "GET" and request.path == GATEWAY_PATH and failures:
+            return failures.pop()
+        return await handler(request)
+
+    kubeconfig = await api_with(sandbox, serve, flaky, tmp_path / "flaky")
+    async with open_console(pointed_at(bot_config, kubeconfig)) as second:
+        again = f"holmbot restarted; following deploy gateway:v2.2.0 again ({op})"
+        await eventually(lambda: again in second.out.messages)
+        await second.wait()
+    assert failures == []
+    waiting = f"! holmbot restarted; cannot follow deploy gateway:v2.2.0 yet ({op})\n"
+    told = [i for i, m in enumerate(second.out.messages) if m.startswith(waiting)]
+    assert len(told) == 1 and told[0] < second.out.messages.index(again), second.text
+    assert second.out.messages[told[0]].endswith("etcdserver: request timed out; trying again")
+    assert second.final(op).startswith(f"[{op}] ✔ deploy gateway:v2.2.0 done")
+    assert rolled_out(sandbox, "gateway")
+    entries = [e for e in await audit_log(bot_config) if e["action"] == "deploy"]
+    assert [e["outcome"] for e in entries] == ["ok"]
 
 
 async def test_a_409_conflict_on_update_is_retried_with_a_fresh_read(
