@@ -135,9 +135,14 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
     """`30m`, `2h`, `7d` ago, or an ISO date/time (UTC unless it says otherwise)."""
     now = now or datetime.now(UTC)
     try:
-        return now - timedelta(seconds=duration_seconds(value))
+        seconds = duration_seconds(value)
     except ValueError:
         pass
+    else:
+        try:
+            return now - timedelta(seconds=seconds)
+        except OverflowError:
+            return datetime.min.replace(tzinfo=UTC)  # further back than anything written
     try:
         when = datetime.fromisoformat(value)
     except ValueError:

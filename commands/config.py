@@ -43,10 +43,11 @@ class ConfigError(Exception):
 def _http_url(value: str) -> str:
     """An absolute http(s) URL, without a trailing slash."""
     value = value.strip().rstrip("/")
+    authority = value.split("://", 1)[-1].split("/", 1)[0]
+    if "@" in authority:  # checked first: the value is echoed in errors, replies and logs
+        raise ValueError("must not carry credentials (user:password@); URLs are shown in replies")
     if not re.match(r"^https?://[^/\s]+", value):
         raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
-    if "@" in value.split("/", 3)[2]:  # the value is echoed in error replies and logs
-        raise ValueError("must not carry credentials (user:password@); URLs are shown in replies")
     return value
 
 
@@ -193,7 +194,10 @@ class Config(BaseSettings):
         if isinstance(value, str):
             value = value.strip()
             if value.startswith("["):
-                return yaml.safe_load(value)
+                try:
+                    return yaml.safe_load(value)
+                except yaml.YAMLError:
+                    raise ValueError(f"{value!r} is not a list such as [postgres, vault]") from None
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
@@ -223,6 +227,22 @@ class Config(BaseSettings):
 C = TypeVar("C", bound=Config)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last,
+    so a second `access:` block would silently drop the first one's grants)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text()
@@ -231,7 +251,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

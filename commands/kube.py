@@ -19,6 +19,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import yaml
+
 from commands import kubectl
 
 if TYPE_CHECKING:
@@ -180,7 +182,15 @@ class Kube:
                     persist_config=False,
                     client_configuration=configuration,
                 )
-        except (config.ConfigException, OSError, ValueError) as exc:
+        except (
+            config.ConfigException,
+            OSError,
+            ValueError,
+            TypeError,
+            AttributeError,
+            yaml.YAMLError,
+        ) as exc:
+            # a kubeconfig that is not YAML, or not a mapping, fails inside the client's loader
             source = "in-cluster service account" if in_cluster else f"kubeconfig {kubeconfig}"
             raise KubeConfigError(f"cannot load Kubernetes settings from {source}: {exc}") from None
         return cls(api_client, namespace, request_timeout_seconds)

@@ -550,11 +550,12 @@ class State:
             self._db.enable_wal()
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._create_schema(self._db)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, OSError) as exc:
             if self._db is not None:
                 self._db.conn.close()
                 self._db = None
-            raise StateError(f"cannot use state file {self.path}: {exc}") from None
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise StateError(f"cannot use state file {self.path}: {why}") from None
 
     @staticmethod
     def _create_schema(db: sqlite_utils.Database) -> None:

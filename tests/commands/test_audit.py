@@ -200,5 +200,6 @@ def test_cli_reports_bad_input(tmp_path: Path) -> None:
     assert f"no state file at {tmp_path / 'state' / 'holmbot.db'}" in err
     code, _, err = cli("--config", str(config), "--since", "soon")
     assert code == 2 and "'soon' is neither a duration" in err
+    assert parse_since("1000000d") == datetime.min.replace(tzinfo=UTC)  # not an OverflowError
     code, _, err = cli("--config", str(tmp_path / "missing.yaml"))
     assert code == 2 and "not found" in err

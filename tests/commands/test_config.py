@@ -95,6 +95,16 @@ def test_config_path_from_environment(tmp_path: Path, monkeypatch: pytest.Monkey
     assert load_config(None).namespace == "other"
 
 
+def test_protected_services_with_a_broken_list_in_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOLMBOT_PROTECTED_SERVICES", "[postgres")
+    with pytest.raises(ConfigError) as caught:
+        load_config(None)
+    assert "'[postgres' is not a list such as [postgres, vault]" in str(caught.value)
+    assert "[environment HOLMBOT_PROTECTED_SERVICES]" in str(caught.value)
+
+
 def test_protected_services_as_json_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOLMBOT_PROTECTED_SERVICES", '["postgres"]')
     assert load_config(None).protected_services == ["postgres"]
@@ -160,6 +170,12 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     [
         ("a: [1,\n b: 2", "is not valid YAML at line"),
         ("- just\n- a list\n", "must be a mapping of sections"),
+        # PyYAML would keep the second and silently drop the first block's grants
+        (
+            "access:\n  roles: {admin: {users: ['console:bob']}}\nnamespace: holm\n"
+            "access:\n  channels: {slack: [C1]}\n",
+            "is not valid YAML at line 4, column 1: 'access' is given twice",
+        ),
     ],
 )
 def test_unreadable_files(tmp_path: Path, text: str, expected: str) -> None:
@@ -201,9 +217,12 @@ def test_home_is_expanded_in_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert load_config(None).state_dir == tmp_path / "state"
 
 
-def test_credentials_in_service_urls_are_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "url", ["http://ops:s3cret@backup.holm:8080", "ops:s3cret@backup.holm:8080"]
+)
+def test_credentials_in_service_urls_are_refused(tmp_path: Path, url: str) -> None:
     path = tmp_path / "holmbot.yaml"
-    path.write_text("backup: {url: 'http://ops:s3cret@backup.holm:8080'}\n")
+    path.write_text(f"backup: {{url: '{url}'}}\n")
     with pytest.raises(ConfigError) as refused:
         load_config(path)
     assert "backup.url" in str(refused.value)

@@ -136,3 +136,27 @@ async def test_console_sandbox_works_on_a_fresh_machine() -> None:
     state_dir = Path(match.group(1)).parent
     assert not state_dir.exists()
     assert registry_processes_under(state_dir) == []
+
+
+async def test_unusable_kubeconfig_or_state_dir_is_a_clear_error_and_exit_2(
+    tmp_path: Path,
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nclusters: [\n  - {name: x\n")  # not YAML
+    (tmp_path / "a-file").write_text("")
+    configs = {
+        f"cannot load Kubernetes settings from kubeconfig {kubeconfig}: ": {
+            "kubernetes": {"kubeconfig": str(kubeconfig)},
+            "state_dir": str(tmp_path / "state"),
+        },
+        f"cannot use state file {tmp_path / 'a-file' / 'state' / 'holmbot.db'}: ": {
+            "state_dir": str(tmp_path / "a-file" / "state"),
+        },
+    }
+    for expected, config in configs.items():
+        path = tmp_path / "holmbot.yaml"
+        path.write_text(yaml.safe_dump(config))
+        code, _, stderr = await holmbot("console", "--config", str(path), stdin="help\n")
+        assert code == 2, stderr
+        assert expected in stderr, stderr
+        assert "Traceback" not in stderr
