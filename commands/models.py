@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Platform(StrEnum):
@@ -54,6 +54,13 @@ class Invocation(BaseModel):
     text: str
     delivery_id: str | None = None  # the platform's id for this delivery, for de-duplication
     received_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @field_validator("text")
+    @classmethod
+    def _encodable(cls, text: str) -> str:
+        """Bytes a terminal could not decode (surrogates) become U+FFFD, so the text can
+        be parsed, shown and written down."""
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
     @property
     def platform(self) -> Platform:

@@ -25,6 +25,7 @@ DEFAULT_AUDIT = 20
 MAX_AUDIT = 200
 MAX_GREP = 200
 PREFIXES = "/!"
+MAX_COMMAND_CHARS = 2000  # longer than any command; a chat message holds 2000 (Discord)
 
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
@@ -450,6 +451,8 @@ def did_you_mean(word: str, candidates: Iterable[str], n: int = 2) -> str:
 def tokenize(text: str) -> list[str]:
     """Split like a shell (quotes group words), after dropping a leading `/` or `!`."""
     text = text.strip().translate(_SMART_QUOTES)
+    if len(text) > MAX_COMMAND_CHARS:  # a paste by mistake: refused before any work on it
+        raise ParseError(f"command too long ({len(text)} characters; at most {MAX_COMMAND_CHARS})")
     if text[:1] in PREFIXES:
         text = text[1:]
     try:

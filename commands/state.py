@@ -24,11 +24,13 @@ from typing import Any, ClassVar, Self, TypeVar
 import sqlite_utils
 from pydantic import BaseModel, ConfigDict, Field
 
+from commands.formatting import truncate
 from commands.models import Invocation, Platform, User
 from commands.parser import BaseCommand, Command, command_text
 
 DB_FILENAME = "holmbot.db"
 SCHEMA_VERSION = 1
+AUDIT_COMMAND_CHARS = 2000  # what a user typed, as written down (a paste is cut)
 DELIVERY_TTL = timedelta(days=1)  # platforms retry within minutes; keep a day
 _PRUNE_EVERY_SECONDS = 600.0
 _ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i
@@ -202,7 +204,7 @@ class AuditEntry(_Row):
             platform=invocation.platform,
             channel=invocation.channel,
             user=invocation.user.key,
-            command=invocation.text,
+            command=truncate(invocation.text, AUDIT_COMMAND_CHARS),
             outcome=outcome,
             **fields,
         )

@@ -8,6 +8,8 @@ progress are printed as plain text; a failed command is a reply, not an exit cod
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import logging
 import re
 import sys
@@ -134,16 +136,19 @@ async def read_lines(source: TextIO, prompt: str | None, out: TextIO) -> AsyncIt
     process's exit waits on a terminal; `prompt` is shown before each line when given."""
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue[str] = asyncio.Queue()
+    if isinstance(source, io.TextIOWrapper):
+        source.reconfigure(errors="replace")  # a stray Latin-1 byte is a character, not a stop
 
     def read() -> None:
-        while True:
-            line = source.readline()
-            try:
+        try:
+            while line := source.readline():
                 loop.call_soon_threadsafe(lines.put_nowait, line)
-            except RuntimeError:  # the loop is gone: the console has stopped
-                return
-            if not line:
-                return
+        except RuntimeError:  # the loop is gone: the console has stopped
+            return
+        except Exception:
+            log.exception("reading the console's input failed")
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(lines.put_nowait, "")  # end of input, whatever ended it
 
     threading.Thread(target=read, name="console-input", daemon=True).start()
     while True:
