@@ -28,6 +28,9 @@ COMPLETED = "completed"
 LIST_LIMIT = 20
 
 
+TRANSIENT_STATUSES = frozenset({408, 429})  # worth asking again, like a 5xx
+
+
 class BackupError(Exception):
     """The backup service refused a request; `status` is its HTTP status."""
 
@@ -37,7 +40,17 @@ class BackupError(Exception):
 
 
 class BackupUnavailable(BackupError):
-    """The backup service is down, too slow, or failing (5xx)."""
+    """The backup service is down, too slow, busy (429) or failing (5xx): worth asking again.
+
+    `may_have_acted`: the request reached it and no answer came back in time, so a create or
+    restore may have started all the same.
+    """
+
+    def __init__(
+        self, message: str, status: int | None = None, *, may_have_acted: bool = False
+    ) -> None:
+        super().__init__(message, status)
+        self.may_have_acted = may_have_acted
 
 
 class BackupRecord(BaseModel):
@@ -91,10 +104,11 @@ class BackupClient:
         """One request; the decoded JSON body of a 2xx, else a `BackupError`."""
         try:
             response = await self._http.request(method, path, json=body)
-        except httpx.TimeoutException:
+        except httpx.TimeoutException as exc:
             raise BackupUnavailable(
                 f"backup service at {self.url} did not answer within "
-                f"{self.config.timeout_seconds:g}s"
+                f"{self.config.timeout_seconds:g}s",
+                may_have_acted=isinstance(exc, httpx.ReadTimeout),
             ) from None
         except httpx.TransportError as exc:
             detail = str(exc) or type(exc).__name__
@@ -106,7 +120,7 @@ class BackupClient:
         except ValueError:
             payload = None
         message = payload.get("error") if isinstance(payload, dict) else None
-        if response.status_code >= 500:
+        if response.status_code >= 500 or response.status_code in TRANSIENT_STATUSES:
             raise BackupUnavailable(
                 f"backup service at {self.url} failed ({response.status_code})"
                 + (f": {message}" if message else ""),
@@ -238,6 +252,15 @@ def _failure(title: str, exc: BackupError) -> Outcome:
     return Outcome(Reply(title=title, tone=Tone.ERROR, lines=[str(exc)]), failed=True)
 
 
+def _not_started(what: str, exc: BackupError) -> Outcome:
+    """A create or restore that failed: it did not start, or may have if no answer came."""
+    if isinstance(exc, BackupUnavailable) and exc.may_have_acted:
+        lines = [str(exc), "/backup list shows whether it did; a running restore answers 409"]
+        reply = Reply(title=f"{what} may have started", tone=Tone.WARNING, lines=lines)
+        return Outcome(reply, failed=True)
+    return _failure(f"{what} not started", exc)
+
+
 async def list_backups(client: BackupClient) -> Outcome:
     """`/backup list`: the newest backups as a table."""
     try:
@@ -265,7 +288,7 @@ async def create_backup(client: BackupClient, name: str | None = None) -> Outcom
     try:
         backup = await client.create_backup(name)
     except BackupError as exc:
-        return _failure("Backup not started", exc)
+        return _not_started("Backup", exc)
     label = f"backup {backup.id}" + (f" ({backup.name})" if backup.name else "")
     return Outcome(
         Reply(title=f"Started {label}"), follow_backup(client, backup.id), operation_id=backup.id
@@ -279,7 +302,7 @@ async def restore_backup(client: BackupClient, backup_id: str) -> Outcome:
     except BackupError as exc:
         if exc.status == 404:
             return await unknown_backup(client, backup_id)
-        return _failure(f"Restore of {backup_id} not started", exc)
+        return _not_started(f"Restore of {backup_id}", exc)
     return Outcome(
         Reply(title=f"Restoring {backup_id} ({restore.id})"),
         follow_restore(client, restore.id),

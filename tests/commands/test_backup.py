@@ -161,12 +161,44 @@ async def test_service_failing(serve: Serve) -> None:
 async def test_service_hanging_costs_one_timeout(serve: Serve) -> None:
     url = await serve(fault_app("hang"))
     async with BackupClient(BackupConfig(url=url, timeout_seconds=0.2)) as client:
-        reply = (await run(client, "backup create")).reply
-    assert reply.lines == [f"backup service at {url} did not answer within 0.2s"]
+        listing = (await run(client, "backup list")).reply
+        create = (await run(client, "backup create")).reply
+    assert listing.lines == [f"backup service at {url} did not answer within 0.2s"]
+    # the request was sent and no answer came: it may have started
+    assert (create.title, create.tone) == ("Backup may have started", Tone.WARNING)
+    assert create.lines == [
+        f"backup service at {url} did not answer within 0.2s",
+        "/backup list shows whether it did; a running restore answers 409",
+    ]
 
 
-async def test_service_failing_while_following(tmp_path: Path, serve: Serve) -> None:
-    """A 503 while polling is reported as a problem and polling goes on to the real end."""
+async def test_a_create_answered_too_late_is_not_called_not_started(
+    tmp_path: Path, serve: Serve
+) -> None:
+    service = BackupService(tmp_path, backup_seconds=1, speed=5)
+    app = service.build_app()
+
+    @web.middleware
+    async def slow(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)  # the backup starts ...
+        if request.method == "POST":
+            await asyncio.sleep(0.5)  # ... and the answer comes after the client gave up
+        return response
+
+    app.middlewares.insert(0, slow)
+    url = await serve(app)
+    async with BackupClient(BackupConfig(url=url, timeout_seconds=0.2)) as client:
+        outcome = await run(client, "backup create nightly")
+    assert outcome.reply.title == "Backup may have started"
+    assert outcome.failed
+    assert [b.name for b in service.list_backups()] == ["nightly"]
+
+
+@pytest.mark.parametrize(("status", "error"), [(503, "maintenance"), (429, "slow down")])
+async def test_service_failing_while_following(
+    tmp_path: Path, serve: Serve, status: int, error: str
+) -> None:
+    """A 5xx or 429 while polling is a problem shown, and polling goes on to the real end."""
     service = BackupService(tmp_path, backup_seconds=1, speed=5)
     app = service.build_app()
     down = asyncio.Event()
@@ -174,7 +206,7 @@ async def test_service_failing_while_following(tmp_path: Path, serve: Serve) -> 
     @web.middleware
     async def outage(request: web.Request, handler: Handler) -> web.StreamResponse:
         if down.is_set() and request.method == "GET":
-            return web.json_response({"error": "maintenance"}, status=503)
+            return web.json_response({"error": error}, status=status)
         return await handler(request)
 
     app.middlewares.insert(0, outage)
@@ -190,7 +222,7 @@ async def test_service_failing_while_following(tmp_path: Path, serve: Serve) -> 
         during = await anext(outcome.progress)
         assert isinstance(during, ProgressUpdate)
         assert during.problems == [
-            f"backup service at {url} failed (503): maintenance; still trying"
+            f"backup service at {url} failed ({status}): {error}; still trying"
         ]
         down.clear()
         final = [event async for event in outcome.progress][-1]
