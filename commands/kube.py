@@ -240,12 +240,11 @@ class Kube:
     async def list_nodes(self) -> list[Obj]:
         return (await self._call(self.core.list_node)).get("items") or []
 
-    async def read_pod_log(self, pod: str, **params: Any) -> str:
-        """A pod's log as text; `params` are the client's (container, previous, tail_lines ...)."""
-        data = await asyncio.to_thread(
+    async def read_pod_log(self, pod: str, **params: Any) -> bytes:
+        """A pod's log as sent; `params` are the client's (container, previous, tail_lines ...)."""
+        return await asyncio.to_thread(
             self._request_blocking, self.core.read_namespaced_pod_log, pod, self.namespace, **params
         )
-        return data.decode("utf-8", errors="replace")
 
     async def deployment_names(self) -> list[str]:
         return [d["metadata"]["name"] for d in await self.list_objects("deployments")]

@@ -23,6 +23,7 @@ MAX_MESSAGE_LINES = 40
 PREVIEW_LINES = 15
 PREVIEW_CHARS = 1500
 POD_LIMIT_BYTES = 1 << 20  # per pod and container instance, as the API's limitBytes
+REFIT_ATTEMPTS = 3  # asking again for fewer lines when a pod's answer was cut
 MAX_ATTACHMENT_CHARS = 4 << 20
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 _NO_PREVIOUS = re.compile(r"previous terminated container .* not found")
@@ -93,23 +94,53 @@ def _pick_container(pods: list[Obj], wanted: str | None) -> str | None:
     )
 
 
-async def _read_pod(
-    kube: Kube, pod: str, command: LogsCommand, params: dict[str, Any]
-) -> list[LogLine] | str:
-    """The pod's lines, or a note saying why there are none."""
+@dataclass
+class _PodRead:
+    """What one pod gave: its lines (None: nothing could be read) and a note for the reply."""
+
+    lines: list[LogLine] | None
+    note: str | None = None
+
+
+async def _read_pod(kube: Kube, pod: str, command: LogsCommand, params: dict[str, Any]) -> _PodRead:
+    """The pod's lines, the newest that fit in `POD_LIMIT_BYTES`, or why there are none."""
     try:
-        text = await kube.read_pod_log(pod, **params)
+        data, note = await _newest_that_fit(kube, pod, params)
     except Invalid as exc:
         if _NO_PREVIOUS.search(str(exc)):
-            return f"no previous (crashed) container for pod {pod}"
-        return f"pod {pod}: {exc}"
+            return _PodRead(None, f"no previous (crashed) container for pod {pod}")
+        return _PodRead(None, f"pod {pod}: {exc}")
     except NotFound:
-        return f"pod {pod} is gone"
-    lines = _split(pod, text)
+        return _PodRead(None, f"pod {pod} is gone")
+    lines = _split(pod, data.decode("utf-8", errors="replace"))
     if command.grep:  # like --tail: the last N matching lines of each pod
         needle = command.grep.lower()
         lines = [line for line in lines if needle in line.text.lower()][-command.tail :]
-    return lines
+    return _PodRead(lines, note)
+
+
+async def _newest_that_fit(
+    kube: Kube, pod: str, params: dict[str, Any]
+) -> tuple[bytes, str | None]:
+    """The log, asking again for fewer lines while the API cuts it at `limitBytes`.
+
+    The API keeps the first bytes of the lines asked for, so a cut answer lacks the newest
+    ones: ask for as many lines as did fit, until the answer is whole.
+    """
+    data = await kube.read_pod_log(pod, **params)
+    tail = params["tail_lines"]
+    for _ in range(REFIT_ATTEMPTS):
+        if len(data) < POD_LIMIT_BYTES:
+            return data, None if tail == params["tail_lines"] else _fit_note(pod, tail)
+        tail = max(1, min(tail, data.count(b"\n")) - 1)
+        data = await kube.read_pod_log(pod, **{**params, "tail_lines": tail})
+    whole = data[: data.rfind(b"\n") + 1]  # still cut: keep its complete lines
+    return whole, _fit_note(pod, whole.count(b"\n"))
+
+
+def _fit_note(pod: str, lines: int) -> str:
+    limit = POD_LIMIT_BYTES >> 20
+    return f"pod {pod}: only its newest {lines} lines fit in {limit} MiB"
 
 
 def _params(command: LogsCommand, container: str | None) -> dict[str, Any]:
@@ -158,9 +189,11 @@ def _layout(
     if len(short) <= MAX_MESSAGE_LINES and sum(len(s) + 1 for s in short) <= MAX_MESSAGE_CHARS:
         return Reply(title=title, lines=[*notes, *short])
     full = "\n".join(line.render(with_pod, short_time=False) for line in lines) + "\n"
+    in_file = f"all {len(lines)}"
     if len(full) > MAX_ATTACHMENT_CHARS:
         full = full[-MAX_ATTACHMENT_CHARS:].split("\n", 1)[-1]
-        notes = [*notes, "the file holds the newest lines only"]
+        kept = full.count("\n")
+        in_file = f"the newest {kept} of {len(lines)}"
     preview: list[str] = []
     for line in reversed(short[-PREVIEW_LINES:]):
         if sum(len(s) + 1 for s in preview) + len(line) > PREVIEW_CHARS:
@@ -168,7 +201,7 @@ def _layout(
                 preview.append(truncate(line, PREVIEW_CHARS))
             break
         preview.insert(0, line)
-    notes = [*notes, f"newest {len(preview)} lines below; all {len(lines)} in the file"]
+    notes = [*notes, f"newest {len(preview)} lines below; {in_file} in the file"]
     return Reply(
         title=title,
         lines=[*notes, *preview],
@@ -190,8 +223,8 @@ async def show_logs(command: LogsCommand, kube: Kube) -> Outcome:
         return Outcome(reply, refused=True)
     except KubeError as exc:
         return _failed(command.service, exc)
-    notes = [result for result in results if isinstance(result, str)]
-    read = [result for result in results if not isinstance(result, str)]
+    notes = [result.note for result in results if result.note]
+    read = [result.lines for result in results if result.lines is not None]
     if not read:
         title = f"No logs for {command.service}"
         return Outcome(Reply(title=title, tone=Tone.WARNING, lines=notes))

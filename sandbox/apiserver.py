@@ -496,7 +496,8 @@ class ApiServer:
         }
         container = request.query.get("container") or None
         if not _bool_param(request, "follow"):
-            text = self.logs.read(namespace, name, container, **options)
+            limit = _int_param(request, "limitBytes")  # the range's first bytes, as the kubelet
+            text = self.logs.read(namespace, name, container, limit_bytes=limit, **options)
             return web.Response(text=text, content_type="text/plain")
         lines = self.logs.follow(namespace, name, container, **options)
         response = web.StreamResponse(headers={"Content-Type": "text/plain"})

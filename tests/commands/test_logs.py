@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from commands.config import KubernetesConfig
@@ -122,6 +123,40 @@ async def test_long_output_becomes_an_attachment_with_a_preview(world: World) ->
     assert preview == lines[-len(preview) :]
     assert f"newest {len(preview)} lines below; all 300 in the file" in reply.lines
     assert len(reply.text) < 3500
+
+
+def busy_log(count: int, last: str) -> list[str]:
+    """`count` lines of about 1 KiB, the newest being `last`."""
+    return [*(f"INFO request {n} " + "x" * 1000 for n in range(count - 1)), last]
+
+
+async def test_a_busy_pods_newest_lines_are_kept_when_its_log_is_over_the_limit(
+    world: World,
+) -> None:
+    world.deployment("nova")
+    pod = world.pod("nova", "abcde", Container("nova", logs=busy_log(1500, "ERROR newest")))
+    name = pod["metadata"]["name"]
+    # the API keeps the first limitBytes of what was asked for: the oldest lines
+    assert len(await world.kube.read_pod_log(name, limit_bytes=100)) == 100
+    grep = await logs(world, "logs nova --grep error")
+    tail = await logs(world, "logs nova --tail 1500")
+    assert bodies(grep) == ["ERROR newest"]
+    assert tail.attachment is not None
+    assert tail.attachment.content.splitlines()[-1].endswith("Z ERROR newest")
+    for reply in (grep, tail):
+        note = next(line for line in reply.lines if line.startswith(f"pod {name}: "))
+        assert re.fullmatch(rf"pod {name}: only its newest \d+ lines fit in 1 MiB", note), note
+
+
+async def test_an_attachment_over_its_cap_says_how_many_lines_it_holds(world: World) -> None:
+    world.deployment("nova", replicas=5)
+    for suffix in "abcde":
+        world.pod("nova", suffix * 5, Container("nova", logs=busy_log(900, f"{suffix} last")))
+    reply = await logs(world, "logs nova --tail 900")
+    assert reply.attachment is not None
+    held = len(reply.attachment.content.splitlines())
+    assert held < 4500
+    assert any(line.endswith(f"; the newest {held} of 4500 in the file") for line in reply.lines)
 
 
 async def test_unknown_service_suggests_close_names(world: World) -> None:
