@@ -1,10 +1,11 @@
 """The backup service (runbook 4.1/4.2): an HTTP client and the `/backup` command handlers.
 
-API: `POST /api/backup/create` (optional `{"name"}`), `GET /api/backups`, `GET /api/backups/ID`,
-`POST /api/backup/restore` with `{"backup_id"}`, `GET /api/restores/ID`. Errors are JSON
-`{"error": ...}`: 404 unknown backup, 409 a restore already running or a backup not completed.
-The service has no watch, so create and restore are followed by polling until they finish or
-`operation_timeout_seconds` runs out.
+The contract: `POST /api/backup/create` (optional `{"name"}`), `GET /api/backups`, and
+`POST /api/backup/restore` with `{"backup_id"}`. Errors are JSON `{"error": ...}`: 404 unknown
+backup, 409 a restore already running or a backup not completed. The service has no watch, so
+a backup is followed by polling the list until it finishes or `operation_timeout_seconds` runs
+out; a restore is followed through `GET /api/restores/ID` where the service offers it (the
+sandbox's does), else reported as started.
 """
 
 from __future__ import annotations
@@ -151,7 +152,11 @@ class BackupClient:
         return [self._parse(BackupRecord, item) for item in items]
 
     async def get_backup(self, backup_id: str) -> BackupRecord:
-        return self._parse(BackupRecord, await self._call("GET", f"/api/backups/{backup_id}"))
+        """One backup, found in the list (the contract has no read of a single backup)."""
+        found = [backup for backup in await self.list_backups() if backup.id == backup_id]
+        if not found:
+            raise BackupError(f"no backup called {backup_id}", 404)
+        return found[0]
 
     async def create_backup(self, name: str | None = None) -> BackupRecord:
         body = {"name": name} if name else {}
@@ -174,10 +179,15 @@ async def _follow(
     record_id: str,
     fetch: Callable[[str], Awaitable[Record]],
     done: Callable[[Record], str],
+    untracked: str | None = None,
 ) -> AsyncIterator[Progress]:
-    """Poll `fetch(record_id)` until it is no longer running: updates, then one final result."""
+    """Poll `fetch(record_id)` until it is no longer running: updates, then one final result.
+
+    `untracked`: the result to give when the service cannot be asked about it at all (a 404
+    on the first poll), for what the service may not report."""
     started = time.monotonic()
     limit = client.config.operation_timeout_seconds
+    first = True
     while True:
         problems: list[str] = []
         try:
@@ -185,6 +195,14 @@ async def _follow(
         except BackupUnavailable as exc:
             problems = [f"{exc}; still trying"]
         except BackupError as exc:
+            if untracked is not None and first and exc.status == 404:
+                yield FinalResult(
+                    operation_id=record_id,
+                    ok=True,
+                    message=untracked,
+                    duration_seconds=time.monotonic() - started,
+                )
+                return
             yield FinalResult(
                 operation_id=record_id,
                 ok=False,
@@ -205,6 +223,7 @@ async def _follow(
                     reason=None if ok else record.status,
                 )
                 return
+        first = False
         elapsed = time.monotonic() - started
         if elapsed >= limit:
             yield FinalResult(
@@ -242,6 +261,8 @@ def follow_restore(client: BackupClient, restore_id: str) -> AsyncIterator[Progr
         restore_id,
         client.get_restore,
         lambda restore: f"restore of {restore.backup_id} completed",
+        untracked=f"restore {restore_id} started; the backup service does not report "
+        "how restores go, so check the restored data",
     )
 
 

@@ -74,6 +74,34 @@ async def test_create_list_restore_lifecycle(client: BackupClient, service: Back
     assert (restore.backup_id, restore.status) == (backup.id, "completed")
 
 
+async def test_a_service_with_only_the_runbooks_endpoints(tmp_path: Path, serve: Serve) -> None:
+    """Create, list and restore only (runbook 4.1/4.2): a backup is followed through the
+    list, and a restore, which such a service cannot report on, is said to have started."""
+    service = BackupService(tmp_path, backup_seconds=1, speed=5)
+    app = service.build_app()
+    contract = {"/api/backup/create", "/api/backups", "/api/backup/restore", "/health"}
+
+    @web.middleware
+    async def runbook_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path not in contract:
+            return web.json_response({"error": "not found"}, status=404)
+        return await handler(request)
+
+    app.middlewares.insert(0, runbook_only)
+    url = await serve(app)
+    async with BackupClient(BackupConfig(url=url, poll_interval_seconds=0.01)) as client:
+        created = (await drain(await run(client, "backup create nightly")))[-1]
+        (backup,) = service.list_backups()
+        restored = (await drain(await run(client, f"backup restore {backup.id}")))[-1]
+    assert isinstance(created, FinalResult) and created.ok, created
+    assert created.message.startswith(f"backup {backup.id} (nightly) completed: ")
+    assert isinstance(restored, FinalResult) and restored.ok, restored
+    assert restored.message.endswith(
+        "started; the backup service does not report how restores go, so check the restored data"
+    )
+    assert [r.backup_id for r in service.list_restores()] == [backup.id]
+
+
 async def test_empty_list(client: BackupClient) -> None:
     reply = (await run(client, "backup list")).reply
     assert reply.title == "No backups yet"
