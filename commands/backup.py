@@ -24,8 +24,8 @@ from commands.formatting import age, human_bytes, human_seconds
 from commands.models import FinalResult, Outcome, Progress, ProgressUpdate, Reply, Table, Tone
 from commands.parser import BackupCreateCommand, BackupListCommand, BackupRestoreCommand
 
-RUNNING = "running"
 COMPLETED = "completed"
+FAILED = frozenset({"failed", "error", "cancelled", "canceled"})  # any other status: not done yet
 LIST_LIMIT = 20
 
 
@@ -212,7 +212,7 @@ async def _follow(
             )
             return
         else:
-            if record.status != RUNNING:
+            if record.status == COMPLETED or record.status in FAILED:
                 ok = record.status == COMPLETED
                 failed = f"{what} {record_id} {record.status}: {record.error or 'no reason given'}"
                 yield FinalResult(

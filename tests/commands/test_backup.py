@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -100,6 +101,33 @@ async def test_a_service_with_only_the_runbooks_endpoints(tmp_path: Path, serve:
         "started; the backup service does not report how restores go, so check the restored data"
     )
     assert [r.backup_id for r in service.list_restores()] == [backup.id]
+
+
+async def test_a_status_other_than_running_is_waited_out_not_taken_for_failure(
+    tmp_path: Path, serve: Serve
+) -> None:
+    service = BackupService(tmp_path, backup_seconds=1, speed=5)
+    app = service.build_app()
+    shown: list[str] = []
+
+    @web.middleware
+    async def queued(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if request.path != "/api/backups" or not isinstance(response, web.Response):
+            return response
+        body = json.loads(bytes(response.body))  # a service that says "queued" at first
+        for backup in body["backups"]:
+            if backup["status"] == "running" and len(shown) < 2:
+                backup["status"] = "queued"
+            shown.append(backup["status"])
+        return web.json_response(body)
+
+    app.middlewares.insert(0, queued)
+    url = await serve(app)
+    async with BackupClient(BackupConfig(url=url, poll_interval_seconds=0.01)) as client:
+        final = (await drain(await run(client, "backup create")))[-1]
+    assert isinstance(final, FinalResult) and final.ok, final
+    assert shown[:2] == ["queued", "queued"] and shown[-1] == "completed"
 
 
 async def test_empty_list(client: BackupClient) -> None:
