@@ -144,12 +144,13 @@ class BackupClient:
             ) from None
 
     async def list_backups(self) -> list[BackupRecord]:
-        """Every backup, newest first."""
+        """Every backup, newest first (whatever order the service sends them in)."""
         payload = await self._call("GET", "/api/backups")
         items = payload.get("backups") if isinstance(payload, dict) else None
         if not isinstance(items, list):
             raise BackupError(f"backup service at {self.url} sent a malformed backup list")
-        return [self._parse(BackupRecord, item) for item in items]
+        backups = [self._parse(BackupRecord, item) for item in items]
+        return sorted(backups, key=lambda backup: backup.created_at, reverse=True)
 
     async def get_backup(self, backup_id: str) -> BackupRecord:
         """One backup, found in the list (the contract has no read of a single backup)."""

@@ -6,12 +6,15 @@ Discord embeds or terminal text.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class Platform(StrEnum):
@@ -93,6 +96,13 @@ class Table(BaseModel):
 
     columns: list[str]
     rows: list[list[str]] = Field(default_factory=list)
+
+    @field_validator("rows")
+    @classmethod
+    def _one_line_cells(cls, rows: list[list[str]]) -> list[list[str]]:
+        """Newlines and terminal escapes in a cell (an error text, a typed command) become
+        spaces, so that one cell cannot break the table or colour the terminal."""
+        return [[_CONTROL.sub(" ", cell) for cell in row] for row in rows]
 
     @model_validator(mode="after")
     def _rows_match_columns(self) -> Table:

@@ -15,6 +15,7 @@ import re
 import sys
 import threading
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -117,11 +118,13 @@ class ConsoleSession:
             last = text
 
     async def _save_attachment(self, outcome: Outcome) -> str | None:
-        """Write a long output to a file (off the event loop); its path, or None."""
+        """Write a long output to a file of its own (off the event loop); its path, or None."""
         attachment = outcome.reply.attachment
         if attachment is None or self.attachments_dir is None:
             return None
-        path = self.attachments_dir / Path(attachment.filename).name
+        name = Path(attachment.filename)  # a stamp keeps earlier replies' files as they were
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
+        path = self.attachments_dir / f"{name.stem}-{stamp}{name.suffix}"
 
         def write() -> None:
             path.parent.mkdir(parents=True, exist_ok=True)

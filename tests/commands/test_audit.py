@@ -86,6 +86,14 @@ def test_long_reply_comes_as_a_file_with_a_preview() -> None:
     assert len(reply.attachment.content.splitlines()) == len(many) + 1
 
 
+def test_a_multi_line_or_coloured_error_stays_on_its_row() -> None:
+    odd = entry(3, outcome=AuditOutcome.FAILED, error="proxy said:\n<html>\x1b[31mBad</html>")
+    lines = render([*ENTRIES, odd], "table").splitlines()
+    assert len(lines) == 5  # headings and one line per entry
+    assert lines[-1].endswith("proxy said: <html> [31mBad</html>")
+    assert "\x1b" not in render([odd], "table")
+
+
 def test_json_has_every_field() -> None:
     records = json.loads(render(ENTRIES, "json"))
     assert records[1] == {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,8 @@ from sandbox.backup import BackupService
 from sandbox.serving import serve_app
 from tests.commands.servers import Serve, fault_app
 
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+
 
 @pytest.fixture
 def service(tmp_path: Path) -> BackupService:
@@ -33,6 +35,16 @@ async def client(service: BackupService, serve: Serve) -> AsyncIterator[BackupCl
     config = BackupConfig(url=url, timeout_seconds=1, poll_interval_seconds=0.02)
     async with BackupClient(config) as backup_client:
         yield backup_client
+
+
+async def behind(
+    middleware: Middleware, tmp_path: Path, serve: Serve, backup_seconds: float = 1.0
+) -> tuple[BackupService, str]:
+    """The sandbox's backup service with `middleware` in front, served: it and its URL."""
+    service = BackupService(tmp_path, backup_seconds=backup_seconds, speed=5)
+    app = service.build_app()
+    app.middlewares.insert(0, web.middleware(middleware))
+    return service, await serve(app)
 
 
 async def run(client: BackupClient, text: str) -> Outcome:
@@ -78,18 +90,14 @@ async def test_create_list_restore_lifecycle(client: BackupClient, service: Back
 async def test_a_service_with_only_the_runbooks_endpoints(tmp_path: Path, serve: Serve) -> None:
     """Create, list and restore only (runbook 4.1/4.2): a backup is followed through the
     list, and a restore, which such a service cannot report on, is said to have started."""
-    service = BackupService(tmp_path, backup_seconds=1, speed=5)
-    app = service.build_app()
     contract = {"/api/backup/create", "/api/backups", "/api/backup/restore", "/health"}
 
-    @web.middleware
     async def runbook_only(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path not in contract:
             return web.json_response({"error": "not found"}, status=404)
         return await handler(request)
 
-    app.middlewares.insert(0, runbook_only)
-    url = await serve(app)
+    service, url = await behind(runbook_only, tmp_path, serve)
     async with BackupClient(BackupConfig(url=url, poll_interval_seconds=0.01)) as client:
         created = (await drain(await run(client, "backup create nightly")))[-1]
         (backup,) = service.list_backups()
@@ -106,11 +114,8 @@ async def test_a_service_with_only_the_runbooks_endpoints(tmp_path: Path, serve:
 async def test_a_status_other_than_running_is_waited_out_not_taken_for_failure(
     tmp_path: Path, serve: Serve
 ) -> None:
-    service = BackupService(tmp_path, backup_seconds=1, speed=5)
-    app = service.build_app()
     shown: list[str] = []
 
-    @web.middleware
     async def queued(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
         if request.path != "/api/backups" or not isinstance(response, web.Response):
@@ -122,12 +127,32 @@ async def test_a_status_other_than_running_is_waited_out_not_taken_for_failure(
             shown.append(backup["status"])
         return web.json_response(body)
 
-    app.middlewares.insert(0, queued)
-    url = await serve(app)
+    _, url = await behind(queued, tmp_path, serve)
     async with BackupClient(BackupConfig(url=url, poll_interval_seconds=0.01)) as client:
         final = (await drain(await run(client, "backup create")))[-1]
     assert isinstance(final, FinalResult) and final.ok, final
     assert shown[:2] == ["queued", "queued"] and shown[-1] == "completed"
+
+
+async def test_the_list_is_newest_first_whatever_order_the_service_sends(
+    tmp_path: Path, serve: Serve
+) -> None:
+
+    async def oldest_first(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if request.path == "/api/backups" and isinstance(response, web.Response):
+            body = json.loads(bytes(response.body))
+            return web.json_response({"backups": body["backups"][::-1]})
+        return response
+
+    _, url = await behind(oldest_first, tmp_path, serve, backup_seconds=0.1)
+    async with BackupClient(BackupConfig(url=url, poll_interval_seconds=0.01)) as client:
+        for name in ("first", "second"):
+            await drain(await run(client, f"backup create {name}"))
+            await asyncio.sleep(1.1)  # backup ids are stamped to the second
+        listing = (await run(client, "backup list")).reply
+    assert listing.table is not None
+    assert [row[1] for row in listing.table.rows] == ["second", "first"]
 
 
 async def test_empty_list(client: BackupClient) -> None:
@@ -231,18 +256,14 @@ async def test_service_hanging_costs_one_timeout(serve: Serve) -> None:
 async def test_a_create_answered_too_late_is_not_called_not_started(
     tmp_path: Path, serve: Serve
 ) -> None:
-    service = BackupService(tmp_path, backup_seconds=1, speed=5)
-    app = service.build_app()
 
-    @web.middleware
     async def slow(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)  # the backup starts ...
         if request.method == "POST":
             await asyncio.sleep(0.5)  # ... and the answer comes after the client gave up
         return response
 
-    app.middlewares.insert(0, slow)
-    url = await serve(app)
+    service, url = await behind(slow, tmp_path, serve)
     async with BackupClient(BackupConfig(url=url, timeout_seconds=0.2)) as client:
         outcome = await run(client, "backup create nightly")
     assert outcome.reply.title == "Backup may have started"
@@ -255,18 +276,14 @@ async def test_service_failing_while_following(
     tmp_path: Path, serve: Serve, status: int, error: str
 ) -> None:
     """A 5xx or 429 while polling is a problem shown, and polling goes on to the real end."""
-    service = BackupService(tmp_path, backup_seconds=1, speed=5)
-    app = service.build_app()
     down = asyncio.Event()
 
-    @web.middleware
     async def outage(request: web.Request, handler: Handler) -> web.StreamResponse:
         if down.is_set() and request.method == "GET":
             return web.json_response({"error": error}, status=status)
         return await handler(request)
 
-    app.middlewares.insert(0, outage)
-    url = await serve(app)
+    service, url = await behind(outage, tmp_path, serve)
     config = BackupConfig(url=url, poll_interval_seconds=0.01)
     async with BackupClient(config) as client:
         outcome = await run(client, "backup create")

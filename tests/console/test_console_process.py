@@ -102,12 +102,15 @@ async def test_console_process_runs_piped_commands_against_a_running_sandbox(
     assert any(re.match(r"^[!✘] registry-ui: ", line) for line in lines), stdout
     assert any(line.startswith("/health: ") for line in lines), stdout
     # long logs: a preview in the reply, the whole text saved as a file
-    attachment = sandbox.state_dir / "bot" / "attachments" / "gateway-logs.txt"
+    folder = sandbox.state_dir / "bot" / "attachments"
     saved = re.search(
-        rf"^\[full output: {re.escape(str(attachment))} \((\d+) lines\)\]$", stdout, re.M
+        rf"^\[full output: ({re.escape(str(folder))}/gateway-logs-[-\d]+\.txt) \((\d+) lines\)\]$",
+        stdout,
+        re.M,
     )
     assert saved is not None, stdout
-    assert len(attachment.read_text().splitlines()) == int(saved.group(1)) >= 45
+    attachment = Path(saved.group(1))
+    assert len(attachment.read_text().splitlines()) == int(saved.group(2)) >= 45
 
     assert current_image(sandbox, "nova") == image("nova", "v2")
     assert current_image(sandbox, "pulse") == image("pulse", "v1.1")
