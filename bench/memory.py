@@ -83,16 +83,19 @@ async def _peak_while(pid: int, work: asyncio.Task[None]) -> int:
 
 
 async def _bench(args: argparse.Namespace, state: Path) -> None:
-    sandbox = await asyncio.create_subprocess_exec(
-        "holmbot", "sandbox", "--state-dir", str(state), "--speed", str(args.speed),
-        stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    sandbox_log = state / "sandbox.log"
+    with sandbox_log.open("w") as errors:
+        sandbox = await asyncio.create_subprocess_exec(
+            "holmbot", "sandbox", "--state-dir", str(state / "sandbox"), "--speed",
+            str(args.speed), stdout=asyncio.subprocess.PIPE, stderr=errors,
+        )  # fmt: skip
     assert sandbox.stdout is not None
     try:
-        while not (await sandbox.stdout.readline()).startswith(b"Stop with"):
-            pass
+        while not (line := await sandbox.stdout.readline()).startswith(b"Stop with"):
+            if not line:
+                raise SystemExit(f"the sandbox exited early:\n{sandbox_log.read_text()}")
         console = await asyncio.create_subprocess_exec(
-            "holmbot", "console", "--config", str(state / "holmbot.yaml"),
+            "holmbot", "console", "--config", str(state / "sandbox" / "holmbot.yaml"),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         try:

@@ -11,8 +11,10 @@ sandbox's does), else reported as started.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -29,6 +31,7 @@ FAILED = frozenset({"failed", "error", "cancelled", "canceled"})  # any other st
 LIST_LIMIT = 20
 
 
+log = logging.getLogger(__name__)
 TRANSIENT_STATUSES = frozenset({408, 429})  # worth asking again, like a 5xx
 
 
@@ -52,6 +55,14 @@ class BackupUnavailable(BackupError):
     ) -> None:
         super().__init__(message, status)
         self.may_have_acted = may_have_acted
+
+
+@dataclass
+class BackupListing:
+    """`GET /api/backups`: the backups that could be read, newest first, and how many not."""
+
+    backups: list[BackupRecord]
+    unreadable: int = 0
 
 
 class BackupRecord(BaseModel):
@@ -143,18 +154,25 @@ class BackupClient:
                 f"backup service at {self.url} sent a malformed {model.__name__}"
             ) from None
 
-    async def list_backups(self) -> list[BackupRecord]:
-        """Every backup, newest first (whatever order the service sends them in)."""
+    async def list_backups(self) -> BackupListing:
+        """Every backup, newest first (whatever order the service sends them in); a record
+        that cannot be read is counted, not allowed to hide the others."""
         payload = await self._call("GET", "/api/backups")
         items = payload.get("backups") if isinstance(payload, dict) else None
         if not isinstance(items, list):
             raise BackupError(f"backup service at {self.url} sent a malformed backup list")
-        backups = [self._parse(BackupRecord, item) for item in items]
-        return sorted(backups, key=lambda backup: backup.created_at, reverse=True)
+        backups = []
+        for item in items:
+            try:
+                backups.append(BackupRecord.model_validate(item))
+            except ValidationError:
+                log.warning("backup service at %s sent an unreadable backup record", self.url)
+        backups.sort(key=lambda backup: backup.created_at, reverse=True)
+        return BackupListing(backups, unreadable=len(items) - len(backups))
 
     async def get_backup(self, backup_id: str) -> BackupRecord:
         """One backup, found in the list (the contract has no read of a single backup)."""
-        found = [backup for backup in await self.list_backups() if backup.id == backup_id]
+        found = [b for b in (await self.list_backups()).backups if b.id == backup_id]
         if not found:
             raise BackupError(f"no backup called {backup_id}", 404)
         return found[0]
@@ -286,11 +304,18 @@ def _not_started(what: str, exc: BackupError) -> Outcome:
 async def list_backups(client: BackupClient) -> Outcome:
     """`/backup list`: the newest backups as a table."""
     try:
-        backups = await client.list_backups()
+        listing = await client.list_backups()
     except BackupError as exc:
         return _failure("Cannot list backups", exc)
+    backups = listing.backups
+    unreadable = (
+        [f"{listing.unreadable} record(s) the backup service sent could not be read"]
+        if listing.unreadable
+        else []
+    )
     if not backups:
-        return Outcome(Reply(title="No backups yet", lines=["/backup create starts one"]))
+        lines = [*unreadable, "/backup create starts one"]
+        return Outcome(Reply(title="No backups yet", lines=lines))
     rows = [
         [b.id, b.name or "-", b.status, human_bytes(b.size_bytes), age(b.created_at)]
         for b in backups[:LIST_LIMIT]
@@ -300,7 +325,7 @@ async def list_backups(client: BackupClient) -> Outcome:
         Reply(
             title=f"{len(backups)} backup{'s' if len(backups) != 1 else ''}",
             table=Table(columns=["ID", "NAME", "STATUS", "SIZE", "AGE"], rows=rows),
-            lines=[f"and {more} older"] if more > 0 else [],
+            lines=[*unreadable, *([f"and {more} older"] if more > 0 else [])],
         )
     )
 
@@ -336,7 +361,8 @@ async def unknown_backup(client: BackupClient, backup_id: str) -> Outcome:
     """No backup is called `backup_id`: say so, with the newest completed ones."""
     lines = ["/backup list shows the available backups"]
     try:
-        newest = [b.id for b in await client.list_backups() if b.status == COMPLETED][:3]
+        listing = await client.list_backups()
+        newest = [b.id for b in listing.backups if b.status == COMPLETED][:3]
     except BackupError:
         newest = []
     if newest:

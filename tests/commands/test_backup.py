@@ -134,7 +134,7 @@ async def test_a_status_other_than_running_is_waited_out_not_taken_for_failure(
     assert shown[:2] == ["queued", "queued"] and shown[-1] == "completed"
 
 
-async def test_the_list_is_newest_first_whatever_order_the_service_sends(
+async def test_the_list_is_newest_first_and_skips_what_it_cannot_read(
     tmp_path: Path, serve: Serve
 ) -> None:
 
@@ -142,7 +142,8 @@ async def test_the_list_is_newest_first_whatever_order_the_service_sends(
         response = await handler(request)
         if request.path == "/api/backups" and isinstance(response, web.Response):
             body = json.loads(bytes(response.body))
-            return web.json_response({"backups": body["backups"][::-1]})
+            broken = {"id": "backup-?", "status": "completed"}  # no created_at
+            return web.json_response({"backups": [*body["backups"][::-1], broken]})
         return response
 
     _, url = await behind(oldest_first, tmp_path, serve, backup_seconds=0.1)
@@ -153,6 +154,7 @@ async def test_the_list_is_newest_first_whatever_order_the_service_sends(
         listing = (await run(client, "backup list")).reply
     assert listing.table is not None
     assert [row[1] for row in listing.table.rows] == ["second", "first"]
+    assert listing.lines == ["1 record(s) the backup service sent could not be read"]
 
 
 async def test_empty_list(client: BackupClient) -> None:
