@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,6 +18,14 @@ from sandbox.serving import serve_app
 from tests.commands.servers import Serve
 
 SANDBOX_SPEED = 20.0
+
+
+@pytest.fixture(autouse=True)
+def _no_holmbot_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the developer's HOLMBOT_* variables; tests set their own."""
+    for name in list(os.environ):
+        if name.startswith("HOLMBOT_"):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ import asyncio
 import csv
 import io
 import json
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,13 +23,6 @@ from commands.state import AuditEntry, AuditOutcome, State
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 ALICE = User.parse("console:alice")
 BOB = User.parse("console:bob")
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("HOLMBOT_"):
-            monkeypatch.delenv(name)
 
 
 def entry(minute: int, user: User = ALICE, **fields: object) -> AuditEntry:

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from commands.config import Config, ConfigError, KubernetesConfig, load_config
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("HOLMBOT_"):
-            monkeypatch.delenv(name)
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,18 +17,9 @@ from commands.models import FinalResult, Reply, Tone
 from commands.parser import parse_command
 from sandbox.cluster import Sandbox
 from sandbox.resources import PODS
+from tests.polling import eventually
 
 PROBE_TIMEOUT = 1.0
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Wait (bounded) until `check()` returns something truthy; return it."""
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.1)
-    return result
 
 
 def pods(sandbox: Sandbox, app: str) -> list[dict[str, Any]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -23,13 +22,6 @@ BOB = User.parse("console:bob")
 CAROL = User.parse("console:carol")
 ZED = User.parse("console:zed")
 OPERATOR = User.parse("console:operator")
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("HOLMBOT_"):
-            monkeypatch.delenv(name)
 
 
 def demo_policy() -> Policy:

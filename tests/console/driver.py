@@ -12,8 +12,7 @@ import asyncio
 import contextlib
 import io
 import re
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -132,16 +131,6 @@ def with_changes(config: Config, **sections: dict[str, Any]) -> Config:
 
 
 # --- the cluster, as the sandbox's store holds it -----------------------------------------
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Wait (bounded) until `check()` returns something truthy; return it."""
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.05)
-    return result
 
 
 async def audit_log(config: Config) -> list[dict[str, Any]]:

@@ -24,12 +24,12 @@ from tests.console.driver import (
     current_image,
     deployment,
     desired_state,
-    eventually,
     image,
     open_console,
     operation_id,
     rolled_out,
 )
+from tests.polling import eventually
 
 _REQUEST = re.compile(r"approve (\w+) or deny")
 

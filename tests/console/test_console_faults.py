@@ -26,13 +26,13 @@ from tests.console.driver import (
     current_image,
     deployment,
     desired_state,
-    eventually,
     image,
     open_console,
     operation_id,
     rolled_out,
     with_changes,
 )
+from tests.polling import eventually
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]

@@ -13,7 +13,6 @@ from tests.console.driver import (
     PROBE_TIMEOUT,
     Console,
     current_image,
-    eventually,
     image,
     last_termination_reasons,
     open_console,
@@ -23,6 +22,7 @@ from tests.console.driver import (
     with_changes,
 )
 from tests.kubectl import kubectl
+from tests.polling import eventually
 
 CRASH_LINE = "nova.settings.ConfigError: missing required setting 'FEATURE_FLAGS_URL'"
 OOM_ADVICE = (

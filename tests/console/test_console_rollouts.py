@@ -16,13 +16,13 @@ from tests.console.driver import (
     current_image,
     deployment,
     desired_state,
-    eventually,
     image,
     operation_id,
     pods,
     rolled_out,
 )
 from tests.kubectl import kubectl
+from tests.polling import eventually
 
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable
-from typing import Any
 
 from sandbox.cluster import Sandbox
 from sandbox.resources import DEPLOYMENTS, PODS, REPLICASETS
 from tests.kubectl import kubectl
+from tests.polling import eventually
 
 NS = ("-n", "holm")
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Wait (bounded) until `check()` returns something truthy; return it."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.1)
 
 
 def deployment(sandbox: Sandbox, name: str) -> dict:
