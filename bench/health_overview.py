@@ -20,9 +20,9 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from commands.config import Config, HealthConfig, KubernetesConfig
-from commands.layer import CommandLayer
-from commands.models import Invocation, User
+from commands.core.config import Config, HealthConfig, KubernetesConfig
+from commands.core.models import Invocation, User
+from commands.flow.layer import CommandLayer
 from sandbox.apiserver import ApiServer
 from sandbox.health import HealthBoard, build_health_app, service_url_template
 from sandbox.podlogs import PodLogs

@@ -9,9 +9,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from commands.audit import FORMATS, parse_since, render
-from commands.config import Config, ConfigError, load_config
-from commands.state import DB_FILENAME, AuditEntry, State, StateError
+from commands.core.config import Config, ConfigError, load_config
+from commands.handlers.audit import FORMATS, parse_since, render
+from commands.store.state import DB_FILENAME, AuditEntry, State, StateError
 
 
 def add_audit_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from bot.audit_cli import add_audit_arguments, run_audit_cli
 from bot.console.main import DEFAULT_USER
-from commands.config import ConfigError
-from commands.kube import KubeError
-from commands.models import User
-from commands.state import StateError
+from commands.clients.kube import KubeError
+from commands.core.config import ConfigError
+from commands.core.models import User
+from commands.store.state import StateError
 
 
 def _positive_float(raw: str) -> float:

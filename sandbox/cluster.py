@@ -17,13 +17,13 @@ import yaml
 from aiohttp import web
 from pydantic import BaseModel
 
-from commands.policy import demo_access
 from sandbox import seed
 from sandbox.apiserver import ApiServer
 from sandbox.backup import BackupService
 from sandbox.clock import WorldClock
 from sandbox.cluster_seed import registry_images, seed_cluster
 from sandbox.controller import DeploymentController
+from sandbox.demo_policy import demo_access
 from sandbox.endpoints import EndpointsController
 from sandbox.health import Behaviour, HealthBoard, aggregator_url, build_health_app
 from sandbox.health import service_url_template as health_url_template

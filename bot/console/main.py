@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.console.session import ConsoleSession, read_lines
-from commands.config import load_config
-from commands.layer import CommandLayer
-from commands.models import User
+from commands.core.config import load_config
+from commands.core.models import User
+from commands.flow.layer import CommandLayer
 
 DEFAULT_USER = "console:operator"
 PROMPT = "holmbot> "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from commands.models import FinalResult, Progress, Reply, Tone
+from commands.core.models import FinalResult, Progress, Reply, Tone
 
 _MARKS = {Tone.INFO: "", Tone.SUCCESS: "✔ ", Tone.WARNING: "! ", Tone.ERROR: "✘ "}
 

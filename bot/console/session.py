@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.console.render import render_progress, render_reply
-from commands.layer import CommandLayer
-from commands.models import Invocation, Outcome, Progress, User
+from commands.core.models import Invocation, Outcome, Progress, User
+from commands.flow.layer import CommandLayer
 
 CHANNEL = "console"
 log = logging.getLogger(__name__)

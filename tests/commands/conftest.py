@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from commands.config import Config, HealthConfig, KubernetesConfig
-from commands.kube import Kube
+from commands.clients.kube import Kube
+from commands.core.config import Config, HealthConfig, KubernetesConfig
 from sandbox.apiserver import ApiServer
 from sandbox.health import HealthBoard, build_health_app, service_url_template
 from sandbox.podlogs import PodLogs

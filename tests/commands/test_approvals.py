@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from commands.approvals import Approvals, VoteOutcome, expired_reply
-from commands.models import Invocation, Tone, User
-from commands.parser import parse_command
-from commands.policy import AccessConfig, ApprovalRule, Policy, demo_access
-from commands.state import AuditOutcome, RequestStatus, State
+from commands.access.approvals import Approvals, VoteOutcome, expired_reply
+from commands.access.policy import AccessConfig, ApprovalRule, Policy
+from commands.core.models import Invocation, Tone, User
+from commands.core.parser import parse_command
+from commands.store.state import AuditOutcome, RequestStatus, State
+from sandbox.demo_policy import demo_access
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 ALICE = User.parse("console:alice")

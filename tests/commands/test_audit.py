@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from bot.audit_cli import add_audit_arguments, run_audit_cli
-from commands.approvals import Approvals
-from commands.audit import MAX_MESSAGE_ROWS, audit_reply, parse_since, render
-from commands.models import Invocation, User
-from commands.parser import parse_command
-from commands.policy import AccessConfig, ApprovalRule, Policy, demo_access
-from commands.state import AuditEntry, AuditOutcome, State
+from commands.access.approvals import Approvals
+from commands.access.policy import AccessConfig, ApprovalRule, Policy
+from commands.core.models import Invocation, User
+from commands.core.parser import parse_command
+from commands.handlers.audit import MAX_MESSAGE_ROWS, audit_reply, parse_since, render
+from commands.store.state import AuditEntry, AuditOutcome, State
+from sandbox.demo_policy import demo_access
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 ALICE = User.parse("console:alice")

@@ -12,10 +12,11 @@ import pytest
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from commands.backup import BackupClient, run_backup_command
-from commands.config import BackupConfig
-from commands.models import FinalResult, Outcome, Progress, ProgressUpdate, Tone
-from commands.parser import parse_command
+from commands.clients.backup import BackupClient
+from commands.core.config import BackupConfig
+from commands.core.models import FinalResult, Outcome, Progress, ProgressUpdate, Tone
+from commands.core.parser import parse_command
+from commands.handlers.backup import run_backup_command
 from sandbox.backup import BackupService
 from sandbox.serving import serve_app
 from tests.commands.servers import Serve, fault_app

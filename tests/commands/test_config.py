@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from commands.config import Config, ConfigError, KubernetesConfig, load_config
+from commands.core.config import Config, ConfigError, KubernetesConfig, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from commands.config import Config
-from commands.health import show_health
-from commands.kube import Kube
-from commands.models import Reply, Tone
-from commands.parser import parse_command
+from commands.clients.kube import Kube
+from commands.core.config import Config
+from commands.core.models import Reply, Tone
+from commands.core.parser import parse_command
+from commands.handlers.health import show_health
 from sandbox.serving import write_kubeconfig
 from tests.commands.world import Container, World
 

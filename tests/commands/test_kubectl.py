@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from commands import kubectl
-from commands.kubectl import KubectlError
+from commands.clients import kubectl
+from commands.clients.kubectl import KubectlError
 
 UID = "d-uid"
 

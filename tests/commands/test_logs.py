@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from commands.config import KubernetesConfig
-from commands.kube import Kube
-from commands.logs import MAX_MESSAGE_LINES, PREVIEW_LINES, show_logs
-from commands.models import Reply, Tone
-from commands.parser import parse_command
+from commands.clients.kube import Kube
+from commands.core.config import KubernetesConfig
+from commands.core.models import Reply, Tone
+from commands.core.parser import parse_command
+from commands.handlers.logs import MAX_MESSAGE_LINES, PREVIEW_LINES, show_logs
 from sandbox.serving import write_kubeconfig
 from tests.commands.world import Container, World
 

@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 
-from commands.backup import BackupClient, run_backup_command
-from commands.config import Config, load_config
-from commands.health import show_health
-from commands.kube import Kube
-from commands.logs import show_logs
-from commands.models import FinalResult, Reply, Tone
-from commands.parser import parse_command
+from commands.clients.backup import BackupClient
+from commands.clients.kube import Kube
+from commands.core.config import Config, load_config
+from commands.core.models import FinalResult, Reply, Tone
+from commands.core.parser import parse_command
+from commands.handlers.backup import run_backup_command
+from commands.handlers.health import show_health
+from commands.handlers.logs import show_logs
 from sandbox.cluster import Sandbox
 from sandbox.resources import PODS
 from tests.polling import eventually

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from commands.parser import (
+from commands.core.parser import (
     COMMAND_ADAPTER,
     SPECS,
     ApprovalsCommand,

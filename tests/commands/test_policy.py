@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from commands.config import ConfigError, load_config
-from commands.models import Platform, User
-from commands.policy import (
+from commands.access.policy import (
     ACTIONS,
     DEFAULT_RULES,
     AccessConfig,
     ApprovalRule,
     Policy,
-    demo_access,
 )
+from commands.core.config import ConfigError, load_config
+from commands.core.models import Platform, User
+from sandbox.demo_policy import demo_access
 
 ALICE = User.parse("console:alice")
 BOB = User.parse("console:bob")

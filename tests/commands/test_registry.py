@@ -9,8 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from commands.config import RegistryConfig
-from commands.registry import RegistryClient, RegistryError, RegistryUnavailable, newest_first
+from commands.clients.registry import (
+    RegistryClient,
+    RegistryError,
+    RegistryUnavailable,
+    newest_first,
+)
+from commands.core.config import RegistryConfig
 from sandbox.registry import RegistryProcess, build_image, seed_images
 from tests.commands.servers import Serve, fault_app
 

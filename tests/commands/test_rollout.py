@@ -19,13 +19,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from commands import kubectl
-from commands.config import KubernetesConfig, RegistryConfig, RolloutConfig
-from commands.kube import Kube
-from commands.models import FinalResult, Outcome, ProgressUpdate, Tone
-from commands.registry import RegistryClient
-from commands.rollout import Rollouts
-from commands.tracker import Tracker
+from commands.clients import kubectl
+from commands.clients.kube import Kube
+from commands.clients.registry import RegistryClient
+from commands.core.config import KubernetesConfig, RegistryConfig, RolloutConfig
+from commands.core.models import FinalResult, Outcome, ProgressUpdate, Tone
+from commands.handlers.rollout import Rollouts
+from commands.tracking.tracker import Tracker
 from sandbox.resources import DEPLOYMENTS
 from sandbox.serving import write_kubeconfig
 from tests.commands.servers import Serve, fault_app

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from commands.models import Invocation, User
-from commands.parser import DeployCommand, parse_command
-from commands.state import (
+from commands.core.models import Invocation, User
+from commands.core.parser import DeployCommand, parse_command
+from commands.store.state import (
     DB_FILENAME,
     AuditEntry,
     AuditOutcome,

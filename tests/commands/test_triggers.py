@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from commands.pods import PodState, pod_state
-from commands.triggers import RollbackTriggers
+from commands.clients.pods import PodState, pod_state
+from commands.tracking.triggers import RollbackTriggers
 
 
 def pod(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from commands.config import Config
-from commands.kube import Kube
+from commands.clients.kube import Kube
+from commands.core.config import Config
 from sandbox.staging import NAMESPACE, Container, Stage
 
 __all__ = ["NAMESPACE", "Container", "World"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from commands.config import Config, load_config
+from commands.core.config import Config, load_config
 from sandbox.cluster import Sandbox
 from tests.console.driver import PROBE_TIMEOUT, Console, open_console, with_changes
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.console.session import ConsoleSession
-from commands.config import Config
-from commands.layer import CommandLayer
-from commands.models import User
-from commands.state import State
+from commands.core.config import Config
+from commands.core.models import User
+from commands.flow.layer import CommandLayer
+from commands.store.state import State
 from sandbox.cluster import Sandbox
 from sandbox.resources import DEPLOYMENTS, PODS
 from tests.kubectl import kubectl

@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
-from commands.config import Config
-from commands.layer import CommandLayer
-from commands.models import Invocation, User
-from commands.parser import parse_command
-from commands.policy import AccessConfig, demo_access
-from commands.state import RequestStatus, State, utcnow
+from commands.access.policy import AccessConfig
+from commands.core.config import Config
+from commands.core.models import Invocation, User
+from commands.core.parser import parse_command
+from commands.flow.layer import CommandLayer
+from commands.store.state import RequestStatus, State, utcnow
 from sandbox.cluster import Sandbox
+from sandbox.demo_policy import demo_access
 from tests.console.driver import (
     Console,
     audit_log,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from commands.config import Config
-from commands.layer import CommandLayer
+from commands.core.config import Config
+from commands.flow.layer import CommandLayer
 from sandbox.apiserver import ApiServer
 from sandbox.cluster import Sandbox
 from sandbox.resources import DEPLOYMENTS

@@ -6,7 +6,7 @@ import re
 import time
 from pathlib import Path
 
-from commands.config import Config
+from commands.core.config import Config
 from sandbox.cluster import Sandbox
 from tests.console.driver import (
     NS,

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from commands.models import Reply, ReplyField, Tone
+from commands.core.models import Reply, ReplyField, Tone
 
 MAX_REPLICAS = 50
 MAX_TAIL = 5000

@@ -13,8 +13,8 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from commands.formatting import human_seconds
-from commands.pods import PodState
+from commands.clients.pods import PodState
+from commands.core.formatting import human_seconds
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from commands.models import FinalResult, Progress
+from commands.core.models import FinalResult, Progress
 
 log = logging.getLogger(__name__)
 

@@ -25,16 +25,16 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
-from commands import kubectl
-from commands.formatting import human_seconds
-from commands.kube import Kube, KubeError, WatchEvent
-from commands.models import FinalResult, Progress, ProgressUpdate, RollbackStarted
-from commands.pods import PodState, pod_state
-from commands.progress import ProgressFeed
-from commands.triggers import RollbackTriggers, Trigger
+from commands.clients import kubectl
+from commands.clients.kube import Kube, KubeError, WatchEvent
+from commands.clients.pods import PodState, pod_state
+from commands.core.formatting import human_seconds
+from commands.core.models import FinalResult, Progress, ProgressUpdate, RollbackStarted
+from commands.tracking.progress import ProgressFeed
+from commands.tracking.triggers import RollbackTriggers, Trigger
 
 if TYPE_CHECKING:
-    from commands.config import RolloutConfig
+    from commands.core.config import RolloutConfig
 
 log = logging.getLogger(__name__)
 Obj = kubectl.Obj

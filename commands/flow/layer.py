@@ -18,21 +18,13 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from commands.approvals import Approvals, expired_reply
-from commands.audit import audit_reply
-from commands.backup import (
-    BackupClient,
-    BackupError,
-    follow_backup,
-    follow_restore,
-    run_backup_command,
-    unknown_backup,
-)
-from commands.config import Config
-from commands.health import show_health
-from commands.kube import Kube, KubeError
-from commands.logs import show_logs
-from commands.models import (
+from commands.access.approvals import Approvals, expired_reply
+from commands.access.policy import ApprovalRule, Policy
+from commands.clients.backup import BackupClient, BackupError
+from commands.clients.kube import Kube, KubeError
+from commands.clients.registry import RegistryClient
+from commands.core.config import Config
+from commands.core.models import (
     FinalResult,
     Invocation,
     Notice,
@@ -45,7 +37,7 @@ from commands.models import (
     Tone,
     User,
 )
-from commands.parser import (
+from commands.core.parser import (
     ApprovalsCommand,
     ApproveCommand,
     AuditCommand,
@@ -69,11 +61,12 @@ from commands.parser import (
     help_reply,
     parse_command,
 )
-from commands.policy import ApprovalRule, Policy
-from commands.progress import ProgressFeed
-from commands.registry import RegistryClient
-from commands.rollout import Rollouts
-from commands.state import (
+from commands.handlers.audit import audit_reply
+from commands.handlers.backup import run_backup_command, unknown_backup
+from commands.handlers.health import show_health
+from commands.handlers.logs import show_logs
+from commands.handlers.rollout import Rollouts
+from commands.store.state import (
     ApprovalRequest,
     AuditEntry,
     AuditOutcome,
@@ -83,7 +76,9 @@ from commands.state import (
     TrackedOperation,
     utcnow,
 )
-from commands.tracker import Busy, Tracker
+from commands.tracking.backups import follow_backup, follow_restore
+from commands.tracking.progress import ProgressFeed
+from commands.tracking.tracker import Busy, Tracker
 
 RolloutCommand = DeployCommand | RestartCommand | ScaleCommand | RollbackCommand
 log = logging.getLogger(__name__)

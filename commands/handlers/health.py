@@ -15,14 +15,20 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
-from commands import kubectl
-from commands.config import Config
-from commands.formatting import age
-from commands.kube import Kube, KubeError, NotFound
-from commands.models import Outcome, Reply, ReplyField, Table, Tone
-from commands.parser import HealthCommand, close_matches
-from commands.pods import pod_state
-from commands.probes import ProbeFailed, ProbeResult, aggregator_verdict, probe, probe_client
+from commands.clients import kubectl
+from commands.clients.kube import Kube, KubeError, NotFound
+from commands.clients.pods import pod_state
+from commands.clients.probes import (
+    ProbeFailed,
+    ProbeResult,
+    aggregator_verdict,
+    probe,
+    probe_client,
+)
+from commands.core.config import Config
+from commands.core.formatting import age
+from commands.core.models import Outcome, Reply, ReplyField, Table, Tone
+from commands.core.parser import HealthCommand, close_matches
 
 Obj = dict[str, Any]
 HOT_SPOTS = 5

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from commands.config import RegistryConfig
+from commands.core.config import RegistryConfig
 
 MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",

@@ -12,10 +12,10 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from commands.formatting import human_seconds, truncate
-from commands.models import Attachment, Reply, Table
-from commands.parser import duration_seconds
-from commands.state import AuditEntry
+from commands.core.formatting import human_seconds, truncate
+from commands.core.models import Attachment, Reply, Table
+from commands.core.parser import duration_seconds
+from commands.store.state import AuditEntry
 
 FORMATS = ("table", "json", "csv")
 MAX_MESSAGE_ROWS = 25  # more rows than this go into an attachment

@@ -24,8 +24,8 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from commands.parser import DNS1123_LABEL
-from commands.policy import AccessConfig
+from commands.access.policy import AccessConfig
+from commands.core.parser import DNS1123_LABEL
 
 ENV_PREFIX = "HOLMBOT_"
 ENV_NESTED_DELIMITER = "__"

@@ -13,10 +13,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from commands.formatting import human_seconds, truncate
-from commands.kube import Invalid, Kube, KubeError, NotFound
-from commands.models import Attachment, Outcome, Reply, Tone
-from commands.parser import MAX_TAIL, LogsCommand, close_matches
+from commands.clients.kube import Invalid, Kube, KubeError, NotFound
+from commands.core.formatting import human_seconds, truncate
+from commands.core.models import Attachment, Outcome, Reply, Tone
+from commands.core.parser import MAX_TAIL, LogsCommand, close_matches
 
 MAX_MESSAGE_CHARS = 3500
 MAX_MESSAGE_LINES = 40

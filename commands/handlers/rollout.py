@@ -3,7 +3,7 @@
 Each handler takes explicit arguments and returns an `Outcome`; the ones that change a
 Deployment claim the service in the tracker first (a second change while one is tracked is
 refused), make one conditional write (re-read and re-decided on a 409, a few times), and
-return the tracker's progress stream. Semantics follow kubectl (see `commands.kubectl`).
+return the tracker's progress stream. Semantics follow kubectl (see `commands.clients.kubectl`).
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from commands import kubectl
-from commands.formatting import age
-from commands.kube import Conflict, Kube, KubeError, KubeTimeout, NotFound
-from commands.models import Outcome, Reply, ReplyField, RollbackStarted, Table, Tone
-from commands.parser import close_matches
-from commands.pods import pod_state
-from commands.registry import RegistryError
-from commands.tracker import Busy, Operation, Target, Tracker
+from commands.clients import kubectl
+from commands.clients.kube import Conflict, Kube, KubeError, KubeTimeout, NotFound
+from commands.clients.pods import pod_state
+from commands.clients.registry import RegistryError
+from commands.core.formatting import age
+from commands.core.models import Outcome, Reply, ReplyField, RollbackStarted, Table, Tone
+from commands.core.parser import close_matches
+from commands.tracking.tracker import Busy, Operation, Target, Tracker
 
 Obj = kubectl.Obj
 # "The tags of a repository", newest first (`RegistryClient.tags`); raises RegistryError.

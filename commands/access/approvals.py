@@ -15,11 +15,11 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
-from commands.formatting import age, human_seconds
-from commands.models import Invocation, Reply, ReplyField, Table, Tone, User
-from commands.parser import BaseCommand, Command
-from commands.policy import ADMIN, ApprovalRule, Policy, roles_text
-from commands.state import (
+from commands.access.policy import ADMIN, ApprovalRule, Policy, roles_text
+from commands.core.formatting import age, human_seconds
+from commands.core.models import Invocation, Reply, ReplyField, Table, Tone, User
+from commands.core.parser import BaseCommand, Command
+from commands.store.state import (
     ApprovalRequest,
     AuditEntry,
     AuditOutcome,

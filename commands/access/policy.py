@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from commands.models import Platform, Reply, Tone, User
-from commands.parser import SPECS, did_you_mean, duration_seconds, service_name
+from commands.core.models import Platform, Reply, Tone, User
+from commands.core.parser import SPECS, did_you_mean, duration_seconds, service_name
 
 if TYPE_CHECKING:
-    from commands.config import Config
+    from commands.core.config import Config
 
 EVERYONE = "*"
 ADMIN = "admin"
@@ -321,25 +321,3 @@ def _apply(
     if "approval" in rule.model_fields_set:
         approval = rule.approval
     return roles, approval
-
-
-def demo_access() -> dict[str, Any]:
-    """The sandbox's demo policy as plain data, for writing into a generated `holmbot.yaml`.
-
-    Goes with `protected_services: [postgres]`; backup restore needs one admin approval by
-    default, and so does any mutating action on postgres.
-    """
-    return {
-        "roles": {
-            "admin": {"users": ["console:operator", "console:bob", "console:dave"]},
-            "deployer": {"users": ["console:alice"]},
-            "viewer": {"users": ["console:carol"]},
-        },
-        "actions": {
-            "backup.restore": {
-                "roles": ["deployer", "admin"],
-                "approval": {"approvals": 1, "approvers": ["admin"], "expires_after": "1h"},
-            },
-        },
-        "protected_approval": {"approvals": 1, "approvers": ["admin"], "expires_after": "1h"},
-    }

@@ -24,9 +24,9 @@ from typing import Any, ClassVar, Self, TypeVar
 import sqlite_utils
 from pydantic import BaseModel, ConfigDict, Field
 
-from commands.formatting import truncate
-from commands.models import Invocation, Platform, User
-from commands.parser import BaseCommand, Command, command_text
+from commands.core.formatting import truncate
+from commands.core.models import Invocation, Platform, User
+from commands.core.parser import BaseCommand, Command, command_text
 
 DB_FILENAME = "holmbot.db"
 SCHEMA_VERSION = 1

@@ -1,7 +1,7 @@
 """Kubernetes through the official client: off the event loop, with errors fit for chat.
 
 `Kube` owns its own `ApiClient` (no global configuration), runs every blocking call in a
-thread, hands back API objects as JSON dicts (what kubectl's rules in `commands.kubectl`
+thread, hands back API objects as JSON dicts (what kubectl's rules in `commands.clients.kubectl`
 work on), and turns `ApiException`s and connection failures into `KubeError`s whose text
 can be shown to a user as is. The `kubernetes` package (about 69 MiB) is imported only
 when a `Kube` is built.
@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from commands import kubectl
+from commands.clients import kubectl
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
     from kubernetes.watch import Watch
 
-    from commands.config import KubernetesConfig
+    from commands.core.config import KubernetesConfig
 
 Obj = dict[str, Any]
 Kind = Literal["deployments", "replicasets", "pods", "services", "events"]

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from commands.formatting import human_seconds, truncate
+from commands.core.formatting import human_seconds, truncate
 
 AGGREGATOR_PATH = "/api/health/all"
 AGGREGATOR_SHARE = 0.8  # the aggregator probes each service with this share of our timeout,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from commands.kubectl import controller_uid
+from commands.clients.kubectl import controller_uid
 
 Obj = dict[str, Any]
 
