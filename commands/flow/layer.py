@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -119,6 +119,7 @@ class CommandLayer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._new_request = asyncio.Event()
         self._expiry: asyncio.Task[None] | None = None
+        self.audit_listeners: list[Callable[[AuditEntry], None]] = []  # e.g. metrics
 
     @classmethod
     async def open(cls, config: Config) -> CommandLayer:
@@ -603,6 +604,8 @@ class CommandLayer:
             await self.state.audit(entry)
         except Exception:  # the action itself must not fail because its record could not be
             log.exception("could not write the audit entry for %s", action)
+        for listener in self.audit_listeners:
+            listener(entry)
         log.info(
             "audit outcome=%s action=%s service=%s user=%s platform=%s channel=%s",
             outcome,
