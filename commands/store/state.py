@@ -176,6 +176,7 @@ class AuditOutcome(StrEnum):
     EXPIRED = "expired"
     CANCELLED = "cancelled"
     DUPLICATE = "duplicate"
+    WITHDRAWN = "withdrawn"  # a vote taken back before the decision
     AUTO_ROLLBACK = "auto-rollback"
 
 
@@ -409,6 +410,15 @@ class State:
         sql = "INSERT OR IGNORE INTO votes (request_id, user, approve, at) VALUES (?, ?, ?, ?)"
         args = [request_id, user, int(approve), _ts(now or utcnow())]
         return await self._run(self._write, sql, args) == 1
+
+    async def remove_vote(self, request_id: str, user: str) -> bool:
+        """Withdraw `user`'s vote on a pending request; False if there was none (or the
+        request was already decided)."""
+        sql = (
+            "DELETE FROM votes WHERE request_id = ? AND user = ? AND EXISTS "
+            "(SELECT 1 FROM requests WHERE id = ? AND status = 'pending')"
+        )
+        return await self._run(self._write, sql, [request_id, user, request_id]) == 1
 
     async def votes(self, request_id: str) -> list[Vote]:
         """The request's votes in the order they came."""
