@@ -65,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_audit_cli(args)
     elif args.command == "console":
         from bot.console.main import run_console
+        from bot.console.session import NotAConsoleUser
 
         try:
             user = User.parse(args.user)
@@ -77,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.config, use_sandbox=args.sandbox, default_user=user, speed=args.speed
                 )
             )
-        except (ConfigError, KubeError, StateError) as error:
+        except (ConfigError, KubeError, StateError, NotAConsoleUser) as error:
             print(f"holmbot: {error}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:

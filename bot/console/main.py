@@ -9,9 +9,15 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TextIO
 
-from bot.console.session import ConsoleSession, read_lines
+from bot.console.session import (
+    CHANNEL,
+    ConsoleSession,
+    NotAConsoleUser,
+    impersonation_refusal,
+    read_lines,
+)
 from commands.core.config import load_config
-from commands.core.models import User
+from commands.core.models import Invocation, Platform, User
 from commands.flow.layer import CommandLayer
 
 DEFAULT_USER = "console:operator"
@@ -45,7 +51,16 @@ async def run_console(
         config = load_config(config_path)
         layer = await CommandLayer.open(config)
         stack.push_async_callback(layer.close)
-        session = ConsoleSession(layer, default_user, out, config.state_dir / "attachments")
+        if default_user.platform is not Platform.CONSOLE and not use_sandbox:
+            reason = impersonation_refusal(default_user)
+            invocation = Invocation(
+                user=default_user, channel=CHANNEL, text=f"--as {default_user.key}"
+            )
+            await layer.refuse(invocation, reason)  # audited
+            raise NotAConsoleUser(reason)
+        session = ConsoleSession(
+            layer, default_user, out, config.state_dir / "attachments", any_user=use_sandbox
+        )
         stack.push_async_callback(session.close)
         prompt = PROMPT if source.isatty() else None
         async for line in read_lines(source, prompt, out):

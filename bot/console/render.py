@@ -1,19 +1,37 @@
-"""Plain-text rendering of replies and progress for the terminal."""
+"""Plain-text rendering of replies and progress for the terminal.
+
+Users show as `PLATFORM:ID`, actions as the commands to type, and a long output as its newest
+lines with the path of the file that holds all of it.
+"""
 
 from __future__ import annotations
 
-from commands.core.models import FinalResult, Progress, Reply, Tone
+from bot.render.fitting import Budget, fit
+from commands.core.models import Attachment, FinalResult, Progress, Reply, Tone, plain_mention
 
 _MARKS = {Tone.INFO: "", Tone.SUCCESS: "✔ ", Tone.WARNING: "! ", Tone.ERROR: "✘ "}
+TERMINAL = Budget(max_lines=40, max_chars=6000)  # a screenful; the rest is in the file
+
+
+def file_of(reply: Reply) -> Attachment | None:
+    """The file a reply goes with on the terminal: its own, or the whole of it when cut."""
+    fitted = fit(reply.with_mentions(plain_mention), TERMINAL)
+    return fitted.file if fitted.cut or reply.attachment is not None else None
 
 
 def render_reply(reply: Reply, attachment_path: str | None = None) -> str:
-    """A reply as terminal text; an attachment is named by where it was saved."""
-    text = _MARKS[reply.tone] + reply.text
-    if reply.attachment is not None:
-        where = attachment_path or reply.attachment.filename
-        lines = reply.attachment.content.count("\n")
+    """A reply as terminal text; a file is named by where it was saved."""
+    reply = reply.with_mentions(plain_mention)
+    fitted = fit(reply, TERMINAL)
+    table = reply.table.model_copy(update={"rows": fitted.table_rows}) if reply.table else None
+    shown = Reply(title=reply.title, lines=fitted.lines, table=table, fields=reply.fields)
+    text = _MARKS[reply.tone] + shown.text
+    if fitted.file is not None and (fitted.cut or reply.attachment is not None):
+        where = attachment_path or fitted.file.filename
+        lines = fitted.file.content.count("\n")
         text += f"\n[full output: {where} ({lines} lines)]"
+    if reply.actions:
+        text += "\n→ " + " · ".join(action.command for action in reply.actions)
     return text
 
 
@@ -21,6 +39,8 @@ def render_progress(item: Progress) -> str:
     """One progress update or the final result, tagged with its operation id."""
     if isinstance(item, FinalResult):
         mark = "✔" if item.ok else "✘"
-        return f"[{item.operation_id}] {mark} {item.message}"
+        actions = item.reply().actions
+        then = ("\n→ " + " · ".join(a.command for a in actions)) if actions else ""
+        return f"[{item.operation_id}] {mark} {item.message}{then}"
     problems = "".join(f"\n[{item.operation_id}]   ! {problem}" for problem in item.problems)
     return f"[{item.operation_id}] {item.message}{problems}"

@@ -1,8 +1,11 @@
 """The console adapter: one command per line from a terminal or a script.
 
-Lines are `COMMAND` (run as the default user) or `as PLATFORM:ID: COMMAND`. The console-only
-line `wait` waits until every tracked operation started so far has finished. Replies and
-progress are printed as plain text; a failed command is a reply, not an exit code.
+Lines are `COMMAND` (run as the default user) or `as PLATFORM:ID: COMMAND`. Against a real
+cluster only console users may be played (`as console:alice: ...`): a shell on the bot's host
+must not forge a chat user's vote. On the sandbox any user may be, and the console shows the
+notices of every platform. The console-only line `wait` waits until every tracked operation
+started so far has finished. Replies and progress are printed as plain text; a failed command
+is a reply, not an exit code.
 """
 
 from __future__ import annotations
@@ -19,13 +22,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from bot.console.render import render_progress, render_reply
-from commands.core.models import Invocation, Outcome, Progress, User
+from bot.console.render import file_of, render_progress, render_reply
+from commands.core.models import Invocation, Outcome, Platform, Progress, User
 from commands.flow.layer import CommandLayer
 
 CHANNEL = "console"
 log = logging.getLogger(__name__)
 _AS_USER = re.compile(r"^as\s+([^\s:]+(?::[^\s:]+)?):\s*(.*)$")
+
+
+class NotAConsoleUser(Exception):
+    """`--as` names a chat user on a real cluster: the console does not start."""
+
+
+def impersonation_refusal(user: User) -> str:
+    """Why the console does not speak as `user` on a real cluster."""
+    return (
+        f"the console speaks only as console users, not as {user.key}: "
+        "chat users vote in their chat (other users may be played on --sandbox)"
+    )
 
 
 class ConsoleSession:
@@ -37,18 +52,27 @@ class ConsoleSession:
         default_user: User,
         out: TextIO = sys.stdout,
         attachments_dir: Path | None = None,
+        *,
+        any_user: bool = False,
     ) -> None:
+        """`any_user`: lines may run as users of every platform (the sandbox); otherwise only
+        as console users."""
         self.layer = layer
         self.default_user = default_user
         self.out = out
         self.attachments_dir = attachments_dir
+        self.any_user = any_user
+        self.platforms = tuple(Platform) if any_user else (Platform.CONSOLE,)
         self._followers: set[asyncio.Task[None]] = set()
-        self._notices = asyncio.create_task(self._show_notices())
+        self._notices = [
+            asyncio.create_task(self._show_notices(platform)) for platform in self.platforms
+        ]
 
     async def close(self) -> None:
         """Stop showing notices."""
-        self._notices.cancel()
-        await asyncio.gather(self._notices, return_exceptions=True)
+        for task in self._notices:
+            task.cancel()
+        await asyncio.gather(*self._notices, return_exceptions=True)
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -72,8 +96,11 @@ class ConsoleSession:
             if not text:
                 self.say("✘ as USER: needs a command, e.g. as console:alice: health")
                 return
-        outcome = await self.layer.handle(Invocation(user=user, channel=CHANNEL, text=text))
-        await self.show(outcome)
+        invocation = Invocation(user=user, channel=CHANNEL, text=text)
+        if user.platform is not Platform.CONSOLE and not self.any_user:
+            await self.show(await self.layer.refuse(invocation, impersonation_refusal(user)))
+            return
+        await self.show(await self.layer.handle(invocation))
 
     async def show(self, outcome: Outcome) -> None:
         """Print a reply, and follow its progress in the background."""
@@ -93,20 +120,18 @@ class ConsoleSession:
         """Wait until every notice is shown and every operation followed so far (also those
         the notices started) has reached its final result."""
         while True:
-            await self.layer.notices.join()
+            for platform in self.platforms:
+                await self.layer.notices.join(platform)
             if not self._followers:
                 return
             await asyncio.gather(*self._followers, return_exceptions=True)
 
-    async def _show_notices(self) -> None:
-        while True:
-            notice = await self.layer.notices.get()
+    async def _show_notices(self, platform: Platform) -> None:
+        async for notice in self.layer.subscribe(platform):
             try:
                 await self.show(notice.outcome)
             except Exception:  # one notice that cannot be shown must not silence the rest
                 log.exception("showing a notice failed")
-            finally:
-                self.layer.notices.task_done()
 
     async def _follow(self, progress: AsyncIterator[Progress]) -> None:
         """Print each update that reads differently from the one before it."""
@@ -119,7 +144,7 @@ class ConsoleSession:
 
     async def _save_attachment(self, outcome: Outcome) -> str | None:
         """Write a long output to a file of its own (off the event loop); its path, or None."""
-        attachment = outcome.reply.attachment
+        attachment = file_of(outcome.reply)
         if attachment is None or self.attachments_dir is None:
             return None
         name = Path(attachment.filename)  # a stamp keeps earlier replies' files as they were

@@ -9,7 +9,7 @@ requester. A request can be cancelled by its requester or by an admin.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -17,7 +17,17 @@ from pydantic import BaseModel
 
 from commands.access.policy import ADMIN, ApprovalRule, Policy, roles_text
 from commands.core.formatting import age, human_seconds
-from commands.core.models import Invocation, Reply, ReplyField, Table, Tone, User
+from commands.core.models import (
+    Action,
+    ActionStyle,
+    Invocation,
+    Reply,
+    ReplyField,
+    Table,
+    Tone,
+    User,
+    mention,
+)
 from commands.core.parser import BaseCommand, Command
 from commands.store.state import (
     ApprovalRequest,
@@ -43,7 +53,8 @@ class VoteOutcome(StrEnum):
     APPROVED = "approved"  # this vote completed the request: run it now
     DENIED = "denied"
     REFUSED = "refused"  # the requester, or no approver role: nothing changed
-    DUPLICATE = "duplicate"  # this user already voted
+    DUPLICATE = "duplicate"  # this user (or person) already voted
+    WITHDRAWN = "withdrawn"  # a vote taken back
     EXPIRED = "expired"
     UNKNOWN = "unknown"
     FINISHED = "finished"  # already approved, denied, cancelled or executed
@@ -73,10 +84,19 @@ class CancelResult(BaseModel):
 class Approvals:
     """Approval requests over a policy and the state file."""
 
-    def __init__(self, policy: Policy, state: State, *, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        state: State,
+        *,
+        clock: Clock = utcnow,
+        audit: Callable[[AuditEntry], Awaitable[object]] | None = None,
+    ) -> None:
+        """`audit` writes one entry (default: to the state file's audit log)."""
         self.policy = policy
         self.state = state
         self.clock = clock
+        self.audit = audit or state.audit
 
     async def open_request(
         self, invocation: Invocation, command: BaseCommand, rule: ApprovalRule
@@ -91,7 +111,7 @@ class Approvals:
             expires_at=now + timedelta(seconds=rule.expires_after),
             now=now,
         )
-        await self.state.audit(
+        await self.audit(
             AuditEntry.of(
                 invocation,
                 AuditOutcome.APPROVAL_REQUESTED,
@@ -102,7 +122,7 @@ class Approvals:
                 detail=f"needs {rule.describe()}",
             )
         )
-        return OpenedRequest(request=request, reply=self._request_reply(request, now))
+        return OpenedRequest(request=request, reply=await self.request_view(request))
 
     async def vote(
         self, user: User, request_id: str, approve: bool, *, channel: str | None = None
@@ -111,7 +131,7 @@ class Approvals:
         verb = "approve" if approve else "deny"
         now = self.clock()
         request = await self.state.get_request(request_id)
-        audit = _Auditor(self.state, user, verb, request_id, channel, request, now)
+        audit = _Auditor(self.audit, user, verb, request_id, channel, request, now)
         if request is None:
             reply = _error(f"no approval request {request_id}; approvals lists the pending ones")
             await audit(AuditOutcome.REFUSED, detail="unknown request")
@@ -120,8 +140,9 @@ class Approvals:
             return await self._finished(request, audit)
         if now >= request.expires_at:
             return await self._expired_on_vote(request, audit)
-        if user.key == request.user:
-            reason = f"{user.key} asked for {request.id} and cannot {verb} it"
+        if self.policy.person(user.key) == self.policy.person(request.user):
+            account = "" if user.key == request.user else f" (as {mention(request.user)})"
+            reason = f"{mention(user.key)} asked for {request.id}{account} and cannot {verb} it"
             hint = "; cancel it with: cancel " + request.id if not approve else ""
             await audit(AuditOutcome.REFUSED, detail=reason)
             return VoteResult(
@@ -131,15 +152,24 @@ class Approvals:
             held = ", ".join(sorted(self.policy.roles_of(user))) or "no role"
             reason = (
                 f"{verb} {request.id} needs the role {roles_text(request.approver_roles)}; "
-                f"{user.key} has {held}"
+                f"{mention(user.key)} has {held}"
             )
             await audit(AuditOutcome.REFUSED, detail=reason)
             return VoteResult(outcome=VoteOutcome.REFUSED, reply=_error(reason), request=request)
-        if not await self.state.record_vote(request.id, user.key, approve, now):
+        if await self._voted_as_other_account(request.id, user) or not await self.state.record_vote(
+            request.id, user.key, approve, now
+        ):
             return await self._duplicate(request, user, audit)
         if not approve:
             return await self._deny(request, user, audit)
         return await self._approve(request, user, audit)
+
+    async def _voted_as_other_account(self, request_id: str, user: User) -> bool:
+        person = self.policy.person(user.key)
+        return any(
+            self.policy.person(vote.user) == person and vote.user != user.key
+            for vote in await self.state.votes(request_id)
+        )
 
     async def _approve(self, request: ApprovalRequest, user: User, audit: _Auditor) -> VoteResult:
         approvers = await self._approvers(request.id)
@@ -149,7 +179,7 @@ class Approvals:
             reply = Reply(
                 title=(
                     f"approval {len(approvers)} of {request.approvals_needed} for {request.id} "
-                    f"recorded ({user.key})"
+                    f"recorded ({mention(user.key)})"
                 ),
                 lines=[
                     f"waiting for {missing} more from {roles_text(request.approver_roles)}: "
@@ -167,7 +197,7 @@ class Approvals:
             return VoteResult(
                 outcome=VoteOutcome.FINISHED,
                 reply=Reply(
-                    title=f"{user.key}'s approval of {request.id} was recorded; "
+                    title=f"{mention(user.key)}'s approval of {request.id} was recorded; "
                     f"the request is already {current.status}",
                 ),
                 request=current,
@@ -178,9 +208,9 @@ class Approvals:
             update={"status": RequestStatus.APPROVED, "finished_at": audit.now}
         )
         reply = Reply(
-            title=f"request {request.id} approved by {', '.join(approvers)}",
+            title=f"request {request.id} approved by {_mentions(approvers)}",
             tone=Tone.SUCCESS,
-            lines=[f"running {request.text} as {request.user}"],
+            lines=[f"running {request.text} as {mention(request.user)}"],
         )
         return VoteResult(
             outcome=VoteOutcome.APPROVED,
@@ -197,9 +227,9 @@ class Approvals:
             return await self._finished(current, audit)
         await audit(AuditOutcome.DENIED, approvers=await self._approvers(request.id))
         reply = Reply(
-            title=f"request {request.id} denied by {user.key}",
+            title=f"request {request.id} denied by {mention(user.key)}",
             tone=Tone.WARNING,
-            lines=[f"{request.text} (asked by {request.user}) will not run"],
+            lines=[f"{request.text} (asked by {mention(request.user)}) will not run"],
         )
         denied = request.model_copy(
             update={"status": RequestStatus.DENIED, "finished_at": audit.now}
@@ -208,13 +238,15 @@ class Approvals:
 
     async def _duplicate(self, request: ApprovalRequest, user: User, audit: _Auditor) -> VoteResult:
         votes = await self.state.votes(request.id)
-        earlier = next(vote for vote in votes if vote.user == user.key)
+        person = self.policy.person(user.key)
+        earlier = next(vote for vote in votes if self.policy.person(vote.user) == person)
         said = "approved" if earlier.approve else "denied"
-        reason = f"{user.key} already {said} {request.id}; a vote counts once"
+        who = mention(user.key) if earlier.user == user.key else f"{mention(earlier.user)} (you)"
+        reason = f"{who} already {said} {request.id}; a vote counts once per person"
         await audit(AuditOutcome.DUPLICATE, detail=reason)
         return VoteResult(
             outcome=VoteOutcome.DUPLICATE,
-            reply=Reply(title=reason, tone=Tone.WARNING),
+            reply=Reply(title=reason, tone=Tone.WARNING, private=True),
             request=request,
             approvers=await self._approvers(request.id),
         )
@@ -243,12 +275,12 @@ class Approvals:
         """Withdraw a pending request: its requester or an admin may (audited)."""
         now = self.clock()
         request = await self.state.get_request(request_id)
-        audit = _Auditor(self.state, user, "cancel", request_id, channel, request, now)
+        audit = _Auditor(self.audit, user, "cancel", request_id, channel, request, now)
         if request is None:
             await audit(AuditOutcome.REFUSED, detail="unknown request")
             return CancelResult(cancelled=False, reply=_error(f"no approval request {request_id}"))
         if user.key != request.user and ADMIN not in self.policy.roles_of(user):
-            reason = f"only {request.user} (who asked) or an admin can cancel {request.id}"
+            reason = f"only {mention(request.user)} (who asked) or an admin can cancel {request.id}"
             await audit(AuditOutcome.REFUSED, detail=reason)
             return CancelResult(cancelled=False, reply=_error(reason), request=request)
         if not await self.state.set_request_status(request.id, RequestStatus.CANCELLED, now=now):
@@ -261,10 +293,36 @@ class Approvals:
             update={"status": RequestStatus.CANCELLED, "finished_at": now}
         )
         reply = Reply(
-            title=f"request {request.id} cancelled by {user.key}",
+            title=f"request {request.id} cancelled by {mention(user.key)}",
             lines=[f"{request.text} will not run"],
         )
         return CancelResult(cancelled=True, reply=reply, request=cancelled)
+
+    async def withdraw(
+        self, user: User, request_id: str, *, channel: str | None = None
+    ) -> VoteResult:
+        """Take back `user`'s vote while the request is pending (a removed reaction; audited)."""
+        now = self.clock()
+        request = await self.state.get_request(request_id)
+        audit = _Auditor(self.audit, user, "withdraw", request_id, channel, request, now)
+        if request is None:
+            await audit(AuditOutcome.REFUSED, detail="unknown request")
+            reply = _error(f"no approval request {request_id}")
+            return VoteResult(outcome=VoteOutcome.UNKNOWN, reply=reply)
+        if request.status is not RequestStatus.PENDING:
+            return await self._finished(request, audit)
+        if not await self.state.remove_vote(request.id, user.key):
+            reason = f"{mention(user.key)} has no vote on {request.id} to withdraw"
+            await audit(AuditOutcome.REFUSED, detail=reason)
+            return VoteResult(outcome=VoteOutcome.REFUSED, reply=_error(reason), request=request)
+        approvers = await self._approvers(request.id)
+        await audit(AuditOutcome.WITHDRAWN, approvers=approvers)
+        reply = Reply(
+            title=f"{mention(user.key)} withdrew their vote on {request.id}", private=True
+        )
+        return VoteResult(
+            outcome=VoteOutcome.WITHDRAWN, reply=reply, request=request, approvers=approvers
+        )
 
     async def expire_due(self, now: datetime | None = None) -> list[ApprovalRequest]:
         """Expire every pending request whose time is up (audited); post `expired_reply` each."""
@@ -298,7 +356,7 @@ class Approvals:
         )
         if not changed:
             return False
-        await self.state.audit(
+        await self.audit(
             AuditEntry(
                 at=now,
                 platform=request.platform,
@@ -339,7 +397,7 @@ class Approvals:
                 [
                     request.id,
                     request.text,
-                    request.user,
+                    mention(request.user),
                     f"{count}/{request.approvals_needed} {roles_text(request.approver_roles)}",
                     _left(request.expires_at, now),
                 ]
@@ -351,28 +409,56 @@ class Approvals:
             lines=["approve ID or deny ID"],
         )
 
-    def _request_reply(self, request: ApprovalRequest, now: datetime) -> Reply:
+    async def request_view(self, request: ApprovalRequest) -> Reply:
+        """The request message as it should read now: what will run, who asked, the rule,
+        who has voted and the expiry; Approve and Deny while it is pending."""
+        now = self.clock()
+        votes = await self.state.votes(request.id)
         rule = _rule_of(request)
-        others = [user for user in self.policy.members(rule.approvers) if user != request.user]
+        others = [
+            mention(user)
+            for user in self.policy.members(rule.approvers)
+            if self.policy.person(user) != self.policy.person(request.user)
+        ]
         who = rule.describe() + (f" ({', '.join(others)})" if others else "")
+        voted = ", ".join(f"{'✓' if v.approve else '✗'} {mention(v.user)}" for v in votes)
+        pending = request.status is RequestStatus.PENDING
+        if pending:
+            expiry = (
+                f"in {_left(request.expires_at, now)} ({request.expires_at:%Y-%m-%d %H:%M} UTC)"
+            )
+            title = f"approval needed for {request.text} (request {request.id})"
+        else:
+            expiry = f"{request.expires_at:%Y-%m-%d %H:%M} UTC"
+            title = f"{request.text} (request {request.id}): {request.status}"
+        actions = (
+            [
+                Action(label="Approve", command=f"approve {request.id}", style=ActionStyle.PRIMARY),
+                Action(label="Deny", command=f"deny {request.id}", style=ActionStyle.DANGER),
+            ]
+            if pending
+            else []
+        )
         return Reply(
-            title=f"approval needed for {request.text} (request {request.id})",
-            tone=Tone.WARNING,
+            title=title,
+            tone=_STATUS_TONES.get(request.status, Tone.WARNING),
             fields=[
-                ReplyField(name="will run", value=f"{request.text} as {request.user}"),
-                ReplyField(name="asked by", value=request.user),
+                ReplyField(name="will run", value=f"{request.text} as {mention(request.user)}"),
+                ReplyField(name="asked by", value=mention(request.user)),
                 ReplyField(name="approvers", value=who),
-                ReplyField(
-                    name="expires",
-                    value=f"in {_left(request.expires_at, now)} "
-                    f"({request.expires_at:%Y-%m-%d %H:%M} UTC)",
-                ),
-                ReplyField(name="to answer", value=f"approve {request.id} or deny {request.id}"),
+                ReplyField(name="votes", value=voted or "none yet"),
+                ReplyField(name="expires" if pending else "expiry", value=expiry),
             ],
+            actions=actions,
         )
 
     async def _approvers(self, request_id: str) -> tuple[str, ...]:
-        return tuple(vote.user for vote in await self.state.votes(request_id) if vote.approve)
+        """The accounts that approved, one per person (the first each person used)."""
+        seen: dict[str, str] = {}
+        for vote in await self.state.votes(request_id):
+            if vote.approve:
+                seen.setdefault(self.policy.person(vote.user), vote.user)
+        return tuple(seen.values())
 
 
 def expired_reply(request: ApprovalRequest, approved: bool = False) -> Reply:
@@ -386,7 +472,7 @@ def expired_reply(request: ApprovalRequest, approved: bool = False) -> Reply:
     return Reply(
         title=f"request {request.id} expired",
         tone=Tone.WARNING,
-        lines=[f"{request.text} (asked by {request.user}) was {why}; nothing ran"],
+        lines=[f"{request.text} (asked by {mention(request.user)}) was {why}; nothing ran"],
     )
 
 
@@ -395,7 +481,7 @@ class _Auditor:
 
     def __init__(
         self,
-        state: State,
+        write: Callable[[AuditEntry], Awaitable[object]],
         user: User,
         verb: str,
         request_id: str,
@@ -403,7 +489,7 @@ class _Auditor:
         request: ApprovalRequest | None,
         now: datetime,
     ) -> None:
-        self.state, self.user, self.verb, self.now = state, user, verb, now
+        self.write, self.user, self.verb, self.now = write, user, verb, now
         self.request_id = request.id if request else request_id
         self.channel = channel or (request.channel if request else "-")
         self.service = request.service if request else None
@@ -412,7 +498,7 @@ class _Auditor:
     async def __call__(
         self, outcome: AuditOutcome, *, approvers: tuple[str, ...] = (), detail: str | None = None
     ) -> None:
-        await self.state.audit(
+        await self.write(
             AuditEntry(
                 at=self.now,
                 platform=self.user.platform,
@@ -443,4 +529,19 @@ def _left(until: datetime, now: datetime) -> str:
 
 
 def _error(title: str) -> Reply:
-    return Reply(title=title, tone=Tone.ERROR)
+    """A vote or cancel that does not count: shown to the voter only."""
+    return Reply(title=title, tone=Tone.ERROR, private=True)
+
+
+def _mentions(users: tuple[str, ...]) -> str:
+    return ", ".join(mention(user) for user in users)
+
+
+_STATUS_TONES = {
+    RequestStatus.APPROVED: Tone.SUCCESS,
+    RequestStatus.EXECUTED: Tone.SUCCESS,
+    RequestStatus.DENIED: Tone.ERROR,
+    RequestStatus.EXPIRED: Tone.WARNING,
+    RequestStatus.CANCELLED: Tone.INFO,
+    RequestStatus.REFUSED: Tone.ERROR,
+}

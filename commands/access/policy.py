@@ -137,6 +137,27 @@ class AccessConfig(_Model):
     actions: dict[str, ActionRule] = Field(default_factory=dict)
     services: dict[str, ServiceRule] = Field(default_factory=dict)
     protected_approval: ApprovalRule = ApprovalRule()  # for `protected_services`
+    # one person's accounts on several platforms: `alice: [slack:U024BE7LH, discord:8012...]`;
+    # self-approval and distinct approvers count people, not accounts
+    people: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+    @field_validator("people")
+    @classmethod
+    def _one_person_per_account(
+        cls, people: dict[str, tuple[str, ...]]
+    ) -> dict[str, tuple[str, ...]]:
+        owner: dict[str, str] = {}
+        for person, accounts in people.items():
+            for account in accounts:
+                User.parse(account)  # PLATFORM:ID, or a ValueError naming it
+                if account.endswith("*"):
+                    raise ValueError(f"people: {person}: {account!r} is not one account")
+                if account in owner and owner[account] != person:
+                    raise ValueError(
+                        f"people: {account} is listed for {owner[account]} and {person}"
+                    )
+                owner[account] = person
+        return people
 
     @field_validator("roles")
     @classmethod
@@ -227,7 +248,7 @@ class Decision(_Model):
 
     def reply(self) -> Reply:
         """The refusal as a reply (nothing runs)."""
-        return Reply(title=f"not allowed: {self.reason}", tone=Tone.ERROR)
+        return Reply(title=f"not allowed: {self.reason}", tone=Tone.ERROR, private=True)
 
 
 class Policy:
@@ -241,6 +262,23 @@ class Policy:
     def from_config(cls, config: Config) -> Policy:
         access = getattr(config, "access", None)
         return cls(access, config.protected_services)
+
+    def person(self, user_key: str) -> str:
+        """Who `user_key` (`PLATFORM:ID`) is: the person it is linked to in `people`, or itself."""
+        for person, accounts in self.access.people.items():
+            if user_key in accounts:
+                return f"person:{person}"
+        return user_key
+
+    def groups_of_interest(self, platform: Platform) -> frozenset[str]:
+        """The Slack user groups or Discord guild roles the policy grants roles to: the only
+        ones an adapter needs to look up (and cache) for a user."""
+        return frozenset(
+            group
+            for grant in self.access.roles.values()
+            for group in (grant.slack_groups if platform is Platform.SLACK else ())
+            + (grant.discord_roles if platform is Platform.DISCORD else ())
+        )
 
     def roles_of(self, user: User) -> frozenset[str]:
         return frozenset(name for name, grant in self.access.roles.items() if grant.holds(user))

@@ -7,14 +7,15 @@ Discord embeds or terminal text.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MENTION = re.compile(r"<@(slack|discord|console):([^<>\s]+)>")
 
 
 class Platform(StrEnum):
@@ -56,6 +57,7 @@ class Invocation(BaseModel):
     channel: str
     text: str
     delivery_id: str | None = None  # the platform's id for this delivery, for de-duplication
+    thread: str | None = None  # the thread the command came from, where the platform has them
     received_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @field_validator("text")
@@ -79,13 +81,47 @@ class Tone(StrEnum):
     ERROR = "error"
 
 
+def mention(user_key: str) -> str:
+    """A user (`PLATFORM:ID`) inside reply text, as a value renderers resolve: `<@U1>` on
+    Slack, `<@1234>` on Discord, `console:alice` in the terminal (`render_mentions`)."""
+    return f"<@{user_key}>" if MENTION.fullmatch(f"<@{user_key}>") else user_key
+
+
+def render_mentions(text: str, render: Callable[[User], str]) -> str:
+    """Replace every mention in `text` with what `render` makes of its user."""
+    return MENTION.sub(lambda match: render(User(platform=Platform(match[1]), id=match[2])), text)
+
+
+def plain_mention(user: User) -> str:
+    """A mention as plain text, `PLATFORM:ID`: for terminals and for other platforms' users."""
+    return user.key
+
+
+class ActionStyle(StrEnum):
+    DEFAULT = "default"
+    PRIMARY = "primary"
+    DANGER = "danger"
+
+
+class Action(BaseModel):
+    """Something the reader can do next: a button on Slack and Discord, a command to type in
+    the terminal. A click comes back as an ordinary invocation of `command`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    label: str
+    command: str  # e.g. `approve k3x9`, `rollback nova 7`, `logs nova --previous`
+    style: ActionStyle = ActionStyle.DEFAULT
+
+
 class ReplyField(BaseModel):
     name: str
     value: str
 
 
 class Attachment(BaseModel):
-    """Output too long for a chat message, posted as a file."""
+    """The whole of a long output (a log, the audit log), for renderers to post as a file
+    when it does not fit their platform's message."""
 
     filename: str
     content: str
@@ -123,7 +159,9 @@ class Table(BaseModel):
 
 
 class Reply(BaseModel):
-    """What the user sees in answer to a command."""
+    """What the user sees in answer to a command: the whole content, with users as
+    `mention`s. Each renderer decides what fits its platform and what goes into a file.
+    `private`: only the asker should see it (a refusal, a vote that does not count)."""
 
     title: str
     tone: Tone = Tone.INFO
@@ -131,13 +169,38 @@ class Reply(BaseModel):
     table: Table | None = None
     fields: list[ReplyField] = Field(default_factory=list)
     attachment: Attachment | None = None
+    actions: list[Action] = Field(default_factory=list)
+    private: bool = False
+
+    def with_mentions(self, render: Callable[[User], str]) -> Reply:
+        """A copy with every mention in its texts rendered by `render`."""
+
+        def text(value: str) -> str:
+            return render_mentions(value, render)
+
+        table = self.table
+        if table is not None:
+            rows = [[text(cell) for cell in row] for row in table.rows]
+            table = table.model_copy(update={"rows": rows})
+        return self.model_copy(
+            update={
+                "title": text(self.title),
+                "lines": [text(line) for line in self.lines],
+                "table": table,
+                "fields": [
+                    f.model_copy(update={"name": text(f.name), "value": text(f.value)})
+                    for f in self.fields
+                ],
+            }
+        )
 
     @property
     def text(self) -> str:
-        """Plain text: title, lines, the table, then `name: value` fields."""
+        """Plain text: title, lines, the table, then `name: value` fields; users as
+        `PLATFORM:ID`."""
         table = self.table.text_lines() if self.table else []
         parts = [self.title, *self.lines, *table, *(f"{f.name}: {f.value}" for f in self.fields)]
-        return "\n".join(parts)
+        return render_mentions("\n".join(parts), plain_mention)
 
 
 class RollbackStarted(BaseModel):
@@ -151,11 +214,25 @@ class RollbackStarted(BaseModel):
     reason: str | None = None
 
 
+class Phase(StrEnum):
+    """Where a tracked operation is, for a progress bar."""
+
+    WAITING = "waiting"  # the change is not yet seen by the controller (or the backup queued)
+    PROGRESSING = "progressing"  # new pods are replacing the old ones
+    VERIFYING = "verifying"  # all updated; availability or the rollback triggers are checked
+    ROLLING_BACK = "rolling back"
+    DONE = "done"
+
+
 class ProgressUpdate(BaseModel):
-    """A step of a tracked operation, with kubectl's rollout-status meaning for rollouts."""
+    """A step of a tracked operation, with kubectl's rollout-status meaning for rollouts.
+    `seq` numbers the steps of one operation from 1, so a renderer can drop stale ones."""
 
     operation_id: str
     message: str
+    service: str | None = None
+    phase: Phase = Phase.PROGRESSING
+    seq: int = 0
     desired: int | None = None
     updated: int | None = None
     ready: int | None = None
@@ -170,6 +247,8 @@ class FinalResult(BaseModel):
 
     operation_id: str
     ok: bool
+    service: str | None = None
+    seq: int = 0
     message: str
     duration_seconds: float
     reason: str | None = None  # ProgressDeadlineExceeded, ImagePullBackOff, timeout ...
@@ -177,8 +256,20 @@ class FinalResult(BaseModel):
     rolled_back_to: int | None = None  # the revision an automatic rollback went back to
     rollback_proposed: int | None = None  # a trigger fired; rolling back to this needs approval
 
+    @property
+    def phase(self) -> Phase:
+        return Phase.DONE
+
     def reply(self) -> Reply:
-        return Reply(title=self.message, tone=Tone.SUCCESS if self.ok else Tone.ERROR)
+        """The result as a reply; a failed rollout offers its rollback and its logs."""
+        actions = []
+        if not self.ok and self.service is not None and self.reason != "cancelled":
+            if self.rolled_back_to is None and self.rollback_proposed is None:
+                command = f"rollback {self.service}"
+                actions.append(Action(label="Roll back", command=command, style="danger"))
+            actions.append(Action(label="Logs", command=f"logs {self.service} --previous"))
+        tone = Tone.SUCCESS if self.ok else Tone.ERROR
+        return Reply(title=self.message, tone=tone, actions=actions)
 
 
 Progress = ProgressUpdate | FinalResult
@@ -206,12 +297,43 @@ class Outcome:
     failed: bool = False
 
 
-@dataclass
-class Notice:
-    """Something the bot says on its own in a channel: an approved command running, an
-    expired request, a rollout picked up again after a restart."""
+class NoticeKind(StrEnum):
+    """What a notice is about, so an adapter knows whether to post or to edit."""
+
+    APPROVED_RUNNING = "approved-running"  # an approved request runs: post its outcome
+    REQUEST_VOTED = "request-voted"  # a vote counted, more needed: edit the request message
+    REQUEST_DECIDED = "request-decided"  # approved, denied or cancelled: edit the request message
+    REQUEST_EXPIRED = "request-expired"  # edit the request message
+    ROLLBACK_PROPOSED = "rollback-proposed"  # a new request the bot asks: post it
+    OPERATION_RESUMED = "operation-resumed"  # picked up after a restart: edit its progress message
+
+
+class MessageRef(BaseModel):
+    """A message an adapter posted: where it is, so it can be edited or found again."""
+
+    model_config = ConfigDict(frozen=True)
 
     platform: Platform
     channel: str
+    message_id: str
+    thread: str | None = None
+
+
+@dataclass
+class Notice:
+    """Something the bot says on its own in a channel, for the adapter of `platform`.
+
+    `outcome` is what to show (with progress for a running operation); `refs` are the
+    messages it concerns (the request message to edit, the progress message of a resumed
+    operation): none means post a new message in `channel` (in `thread`, if given).
+    """
+
+    kind: NoticeKind
+    platform: Platform
+    channel: str
     outcome: Outcome
-    message_ref: str | None = None  # the message to edit, when one exists already
+    refs: list[MessageRef] = field(default_factory=list)
+    thread: str | None = None
+    request_id: str | None = None
+    operation_id: str | None = None
+    requester: str | None = None  # `PLATFORM:ID` of who asked, to mention with a result

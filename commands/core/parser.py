@@ -145,6 +145,11 @@ class DenyCommand(BaseCommand):
     request_id: str
 
 
+class WithdrawCommand(BaseCommand):
+    action: Literal["withdraw"] = "withdraw"
+    request_id: str
+
+
 class ApprovalsCommand(BaseCommand):
     action: Literal["approvals"] = "approvals"
 
@@ -174,6 +179,7 @@ Command = Annotated[
     | HelpCommand
     | ApproveCommand
     | DenyCommand
+    | WithdrawCommand
     | ApprovalsCommand
     | CancelCommand
     | AuditCommand,
@@ -416,6 +422,7 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec(("approve",), ApproveCommand, "Approve a pending request.", (_REQUEST,)),
     Spec(("deny",), DenyCommand, "Deny a pending request.", (_REQUEST,)),
+    Spec(("withdraw",), WithdrawCommand, "Take back your vote on a pending request.", (_REQUEST,)),
     Spec(("approvals",), ApprovalsCommand, "List pending approval requests."),
     Spec(("cancel",), CancelCommand, "Cancel a pending request.", (_REQUEST,)),
     Spec(

@@ -1,16 +1,16 @@
 """The one flow every command follows: parse, authorize, approval gate, execute.
 
-`CommandLayer.handle` takes an `Invocation` from any adapter and returns an `Outcome`: a
-reply now and, for long operations, progress ending in a final result. What the bot says on
-its own (an approved command running, an expired request, a rollout picked up again after a
-restart) arrives on `notices`. Everything is audited; pending approvals, tracked operations
-and delivery ids live in the state file, so a restart loses nothing.
+`CommandLayer.handle` takes an `Invocation` from any adapter (typed text, a button click, a
+reaction mapped to `approve ID` by `react`) and returns an `Outcome`: a reply now and, for long
+operations, progress ending in a final result. What the bot says on its own arrives as
+`Notice`s on `subscribe(platform)`. Everything is audited; pending approvals, tracked
+operations, message references and delivery ids live in the state file, so a restart loses
+nothing. docs/architecture.md describes the layers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -18,22 +18,23 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from commands.access.approvals import Approvals, expired_reply
+from commands.access.approvals import Approvals, VoteOutcome, VoteResult, expired_reply
 from commands.access.policy import ApprovalRule, Policy
 from commands.clients.backup import BackupClient, BackupError
-from commands.clients.kube import Kube, KubeError
+from commands.clients.kube import Kube
 from commands.clients.registry import RegistryClient
 from commands.core.config import Config
 from commands.core.models import (
     FinalResult,
     Invocation,
+    MessageRef,
     Notice,
+    NoticeKind,
     Outcome,
     Platform,
     Progress,
     ProgressUpdate,
     Reply,
-    RollbackStarted,
     Tone,
     User,
 )
@@ -57,10 +58,15 @@ from commands.core.parser import (
     RollbackCommand,
     ScaleCommand,
     StatusCommand,
+    WithdrawCommand,
     command_text,
     help_reply,
     parse_command,
 )
+from commands.flow.auditing import Auditor
+from commands.flow.expiry import ExpiryTimer
+from commands.flow.notices import NoticeBus
+from commands.flow.recovery import Recovery
 from commands.handlers.audit import audit_reply
 from commands.handlers.backup import run_backup_command, unknown_backup
 from commands.handlers.health import show_health
@@ -71,23 +77,19 @@ from commands.store.state import (
     AuditEntry,
     AuditOutcome,
     OperationState,
-    RequestStatus,
     State,
     TrackedOperation,
-    utcnow,
 )
-from commands.tracking.backups import follow_backup, follow_restore
 from commands.tracking.progress import ProgressFeed
-from commands.tracking.tracker import Busy, Tracker
+from commands.tracking.tracker import Tracker
 
 RolloutCommand = DeployCommand | RestartCommand | ScaleCommand | RollbackCommand
+VoteCommand = ApproveCommand | DenyCommand | WithdrawCommand
 log = logging.getLogger(__name__)
 
-ROLLOUT_KINDS = frozenset({"deploy", "restart", "scale", "rollback"})
-RESUME_RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)  # picking an operation up again, then 30 s
-EXPIRY_RETRY_SECONDS = 5.0
 CLOSE_GRACE_SECONDS = 2.0  # how long closing waits for results already in to be written
 BOT_USER_ID = "holmbot"  # who asks when the bot itself proposes a rollback
+_DECIDED = {VoteOutcome.APPROVED, VoteOutcome.DENIED}
 
 
 @dataclass
@@ -113,19 +115,18 @@ class CommandLayer:
         self.clients = clients
         self.state = state
         self.policy = Policy.from_config(clients.config)
-        self.approvals = Approvals(self.policy, state)
-        self.notices: asyncio.Queue[Notice] = asyncio.Queue()
+        self.auditor = Auditor(state)
+        self.audit_listeners: list[Callable[[AuditEntry], None]] = self.auditor.listeners
+        self.approvals = Approvals(self.policy, state, audit=self.auditor.write)
+        self.notices = NoticeBus()
+        self._expiry = ExpiryTimer(self.approvals, self.request_expired)
         self._exits = exits
         self._tasks: set[asyncio.Task[None]] = set()
-        self._new_request = asyncio.Event()
-        self._expiry: asyncio.Task[None] | None = None
-        self.audit_listeners: list[Callable[[AuditEntry], None]] = []  # e.g. metrics
 
     @classmethod
     async def open(cls, config: Config) -> CommandLayer:
         """Connect to Kubernetes, the registry and the backup service as configured, open the
-        state file, pick up operations a previous run was tracking, and start expiring
-        requests."""
+        state file, pick up what a previous run left, and start expiring requests."""
         async with AsyncExitStack() as exits:
             state = await State.in_dir(config.state_dir)
             exits.push_async_callback(state.close)
@@ -143,19 +144,17 @@ class CommandLayer:
             clients = Clients(config, kube, registry, backup, tracker, rollouts)
             layer = cls(clients, state, exits.pop_all())
         try:
-            await layer._recover()
+            await Recovery(layer).run()
         except BaseException:
             await layer.close()
             raise
-        layer._expiry = asyncio.create_task(layer._expire_requests())
+        layer._expiry.start()
         return layer
 
     async def close(self) -> None:
         """Stop background work and close every client. Operations still being tracked stay
         `running` in the state file, so the next start picks them up."""
-        if self._expiry is not None:
-            self._expiry.cancel()
-            await asyncio.gather(self._expiry, return_exceptions=True)
+        await self._expiry.close()
         await self.clients.tracker.close()  # every rollout ends with "tracking stopped"
         if self._tasks:  # recorders write what had already finished; backups are cut off
             _, unfinished = await asyncio.wait(list(self._tasks), timeout=CLOSE_GRACE_SECONDS)
@@ -164,50 +163,83 @@ class CommandLayer:
             await asyncio.gather(*unfinished, return_exceptions=True)
         await self._exits.aclose()
 
-    # --- the flow ------------------------------------------------------------------------
+    # --- what adapters call ----------------------------------------------------------------
 
     async def handle(self, invocation: Invocation) -> Outcome:
         """Run one invocation; never raises for anything a user typed or a service did."""
         started = time.monotonic()
+        audit = self.auditor.invocation
         if invocation.delivery_id is not None and not await self.state.claim_delivery(
             invocation.platform, invocation.delivery_id
         ):
-            await self._audit(invocation, AuditOutcome.DUPLICATE, detail=invocation.delivery_id)
-            return Outcome(Reply(title="duplicate delivery ignored"), duplicate=True)
+            await audit(invocation, AuditOutcome.DUPLICATE, detail=invocation.delivery_id)
+            return Outcome(Reply(title="duplicate delivery ignored", private=True), duplicate=True)
         try:
             command = parse_command(invocation.text)
         except ParseError as error:
-            await self._audit(invocation, AuditOutcome.REFUSED, error=str(error))
-            return Outcome(error.reply())
+            await audit(invocation, AuditOutcome.REFUSED, error=str(error))
+            return Outcome(error.reply().model_copy(update={"private": True}), refused=True)
         if not self.policy.channel_allowed(invocation.platform, invocation.channel):
-            reply = Reply(title="holmbot does not take commands in this channel", tone=Tone.ERROR)
-            await self._audit(invocation, AuditOutcome.REFUSED, command, detail=reply.title)
-            return Outcome(reply)
+            title = "holmbot does not take commands in this channel"
+            await audit(invocation, AuditOutcome.REFUSED, command, detail=title)
+            return Outcome(Reply(title=title, tone=Tone.ERROR, private=True), refused=True)
         decision = self.policy.decide(invocation.user, command.action, command.service)
         if not decision.allowed:
-            await self._audit(invocation, AuditOutcome.REFUSED, command, detail=decision.reason)
-            return Outcome(decision.reply())
+            await audit(invocation, AuditOutcome.REFUSED, command, detail=decision.reason)
+            return Outcome(decision.reply(), refused=True)
         if decision.approval is not None:
             return await self._guarded(
                 invocation, command, self._ask_approval(invocation, command, decision.approval)
             )
         return await self._guarded(invocation, command, self._run(invocation, command, started))
 
-    async def vote(
-        self, user: User, request_id: str, approve: bool, *, channel: str | None = None
-    ) -> Outcome:
-        """An approve or deny from any adapter (a command, a reaction, a button). When it is
-        the last approval needed, the request runs once, as its requester, and its outcome
-        goes to the request's channel as a notice."""
-        result = await self.approvals.vote(user, request_id, approve, channel=channel)
-        if result.execute and result.request is not None:
-            await self._run_approved(result.request, result.approvers)
-        return Outcome(result.reply)
+    async def react(
+        self,
+        user: User,
+        message: MessageRef,
+        *,
+        approve: bool,
+        removed: bool = False,
+        delivery_id: str | None = None,
+    ) -> Outcome | None:
+        """A reaction on (or taken off) a message: on a request message it is `approve ID` or
+        `deny ID` (`withdraw ID` when removed), run like typed text. None: not a request."""
+        bound = await self.state.find_message(message.platform, message.channel, message.message_id)
+        if bound is None or bound.subject_kind != "request":
+            return None
+        verb = "withdraw" if removed else "approve" if approve else "deny"
+        invocation = Invocation(
+            user=user,
+            channel=message.channel,
+            thread=message.thread,
+            text=f"{verb} {bound.subject_id}",
+            delivery_id=delivery_id,
+        )
+        return await self.handle(invocation)
 
-    async def bind_message(self, operation_id: str, message_ref: str) -> None:
-        """Remember where an operation's progress message lives (to finish it after a
-        restart)."""
-        await self.state.update_operation(operation_id, message_ref=message_ref)
+    async def bind_message(
+        self,
+        message: MessageRef,
+        *,
+        request_id: str | None = None,
+        operation_id: str | None = None,
+    ) -> None:
+        """Remember that `message` shows a request or an operation's progress, so reactions and
+        buttons on it find it and later notices (votes, expiry, a restart) edit it."""
+        if request_id is not None:
+            await self.state.bind_message(message, "request", request_id, "request")
+        if operation_id is not None:
+            await self.state.bind_message(message, "operation", operation_id, "progress")
+
+    def subscribe(self, platform: Platform) -> AsyncIterator[Notice]:
+        """The notices for `platform`'s adapter, also those raised before it subscribed."""
+        return self.notices.subscribe(platform)
+
+    async def refuse(self, invocation: Invocation, reason: str) -> Outcome:
+        """An adapter refuses an invocation before the flow (e.g. a console user who may not
+        speak as a chat user): audited, and said to the asker only."""
+        await self.auditor.invocation(invocation, AuditOutcome.REFUSED, detail=reason)
+        return Outcome(Reply(title=reason, tone=Tone.ERROR, private=True), refused=True)
 
     async def execute(self, command: BaseCommand, invocation: Invocation) -> Outcome:
         """Run an authorized command as the invocation's user."""
@@ -228,16 +260,15 @@ class CommandLayer:
                 return await show_health(command, clients.kube, clients.config)
             case HelpCommand():
                 return Outcome(help_reply(command))
-            case ApproveCommand() | DenyCommand():
-                approve = isinstance(command, ApproveCommand)
-                return await self.vote(
-                    user, command.request_id, approve, channel=invocation.channel
-                )
+            case ApproveCommand() | DenyCommand() | WithdrawCommand():
+                return await self._vote(command, invocation)
             case CancelCommand():
                 cancelled = await self.approvals.cancel(
                     user, command.request_id, channel=invocation.channel
                 )
-                return Outcome(cancelled.reply)
+                if cancelled.cancelled and cancelled.request is not None:
+                    await self._request_changed(NoticeKind.REQUEST_DECIDED, cancelled.request)
+                return Outcome(cancelled.reply, refused=not cancelled.cancelled)
             case ApprovalsCommand():
                 pending = await self.approvals.pending(invocation.platform, invocation.channel)
                 return Outcome(pending)
@@ -246,21 +277,57 @@ class CommandLayer:
         reply = Reply(title=f"{command.action} is not available", tone=Tone.WARNING)
         return Outcome(reply, refused=True)
 
-    # --- steps ---------------------------------------------------------------------------
+    # --- approvals ---------------------------------------------------------------------------
 
-    async def _guarded(
-        self, invocation: Invocation, command: BaseCommand, work: Awaitable[Outcome]
-    ) -> Outcome:
-        """Await `work`; a bug becomes an audited failure and a short reply, not a traceback."""
-        try:
-            return await work
-        except Exception as error:
-            log.exception("command failed: %s", command.action)
-            await self._audit(invocation, AuditOutcome.FAILED, command, error=repr(error))
-            title = f"{command.action} failed unexpectedly; see the bot's log"
-            return Outcome(Reply(title=title, tone=Tone.ERROR), failed=True)
+    async def _vote(self, command: VoteCommand, invocation: Invocation) -> Outcome:
+        """A vote, typed or by reaction or button: counted by the engine; the request message
+        is edited through a notice, and the last approval needed runs the request once."""
+        user, request_id, channel = invocation.user, command.request_id, invocation.channel
+        result: VoteResult
+        if isinstance(command, WithdrawCommand):
+            result = await self.approvals.withdraw(user, request_id, channel=channel)
+        else:
+            approve = isinstance(command, ApproveCommand)
+            result = await self.approvals.vote(user, request_id, approve, channel=channel)
+        counted = result.outcome in {VoteOutcome.RECORDED, VoteOutcome.WITHDRAWN, *_DECIDED}
+        if result.request is not None and counted:
+            kind = (
+                NoticeKind.REQUEST_DECIDED
+                if result.outcome in _DECIDED
+                else NoticeKind.REQUEST_VOTED
+            )
+            await self._request_changed(kind, result.request)
+        if result.execute and result.request is not None:
+            await self.run_approved(result.request, result.approvers)
+        return Outcome(result.reply, refused=not counted)
 
-    async def _run_approved(self, request: ApprovalRequest, approvers: tuple[str, ...]) -> None:
+    async def _request_changed(self, kind: NoticeKind, request: ApprovalRequest) -> None:
+        """Tell the request's platform to redraw the request message."""
+        view = await self.approvals.request_view(request)
+        await self.notify(
+            kind,
+            request.platform,
+            request.channel,
+            Outcome(view, request_id=request.id),
+            request_id=request.id,
+            requester=request.user,
+        )
+
+    async def request_expired(self, request: ApprovalRequest, *, approved: bool = False) -> None:
+        """Redraw an expired request's message, saying why nothing ran."""
+        view = await self.approvals.request_view(request)
+        said = expired_reply(request, approved=approved)
+        reply = view.model_copy(update={"title": said.title, "lines": said.lines})
+        await self.notify(
+            NoticeKind.REQUEST_EXPIRED,
+            request.platform,
+            request.channel,
+            Outcome(reply, request_id=request.id),
+            request_id=request.id,
+            requester=request.user,
+        )
+
+    async def run_approved(self, request: ApprovalRequest, approvers: tuple[str, ...]) -> None:
         """Run an approved request once (approved -> executed is a compare-and-set), as its
         requester, and post the outcome where the request was asked."""
         if not await self.approvals.mark_executed(request.id):
@@ -272,7 +339,112 @@ class CommandLayer:
         outcome = await self._guarded(invocation, command, run)
         if outcome.refused:
             await self.approvals.mark_refused(request.id)
-        self.notices.put_nowait(Notice(request.platform, request.channel, outcome))
+        await self.notify(
+            NoticeKind.APPROVED_RUNNING,
+            request.platform,
+            request.channel,
+            outcome,
+            request_id=request.id,
+            operation_id=outcome.operation_id,
+            requester=request.user,
+        )
+
+    async def _ask_approval(
+        self, invocation: Invocation, command: BaseCommand, rule: ApprovalRule
+    ) -> Outcome:
+        """Validate what would run, then open an approval request for it."""
+        problem = await self._preflight(command, invocation)
+        if problem is not None:
+            await self.auditor.invocation(
+                invocation, AuditOutcome.REFUSED, command, detail=problem.title
+            )
+            return Outcome(problem, refused=True)
+        opened = await self.approvals.open_request(invocation, command, rule)
+        self._expiry.poke()
+        return Outcome(opened.reply, request_id=opened.request.id)
+
+    async def _propose_rollback(self, cause: Invocation, service: str, final: FinalResult) -> None:
+        """A rollback trigger fired and policy wants a person to agree: ask in the channel."""
+        command = RollbackCommand(service=service, revision=final.rollback_proposed)
+        _, rule = self.policy.rule("rollback", service)
+        asker = User(platform=cause.platform, id=BOT_USER_ID)
+        invocation = Invocation(user=asker, channel=cause.channel, text=command_text(command))
+        opened = await self.approvals.open_request(invocation, command, rule or ApprovalRule())
+        self._expiry.poke()
+        reply = opened.reply.model_copy(
+            update={
+                "title": f"Roll {service} back to revision {final.rollback_proposed}? "
+                f"({final.trigger})",
+                "lines": [final.message, *opened.reply.lines],
+            }
+        )
+        await self.notify(
+            NoticeKind.ROLLBACK_PROPOSED,
+            cause.platform,
+            cause.channel,
+            Outcome(reply, request_id=opened.request.id),
+            thread=cause.thread,
+            request_id=opened.request.id,
+            operation_id=final.operation_id,
+        )
+
+    # --- notices -----------------------------------------------------------------------------
+
+    async def notify(
+        self,
+        kind: NoticeKind,
+        platform: Platform,
+        channel: str,
+        outcome: Outcome,
+        *,
+        thread: str | None = None,
+        request_id: str | None = None,
+        operation_id: str | None = None,
+        requester: str | None = None,
+    ) -> None:
+        """Publish a notice for `platform`, with the messages bound to what it concerns: the
+        request's message, or the operation's progress message when an operation resumes."""
+        if kind is NoticeKind.OPERATION_RESUMED:
+            refs = await self._refs("operation", operation_id)
+        else:
+            refs = await self._refs("request", request_id)
+        notice = Notice(
+            kind=kind,
+            platform=platform,
+            channel=channel,
+            outcome=outcome,
+            refs=refs,
+            thread=thread or next((ref.thread for ref in refs if ref.thread), None),
+            request_id=request_id,
+            operation_id=operation_id,
+            requester=requester,
+        )
+        self.notices.publish(notice)
+
+    async def _refs(self, kind: str, subject_id: str | None) -> list[MessageRef]:
+        if subject_id is None:
+            return []
+        try:
+            return [bound.ref for bound in await self.state.messages_of(kind, subject_id)]
+        except Exception:  # a notice without its message is better than none
+            log.exception("could not read the messages of %s %s", kind, subject_id)
+            return []
+
+    # --- running -----------------------------------------------------------------------------
+
+    async def _guarded(
+        self, invocation: Invocation, command: BaseCommand, work: Awaitable[Outcome]
+    ) -> Outcome:
+        """Await `work`; a bug becomes an audited failure and a short reply, not a traceback."""
+        try:
+            return await work
+        except Exception as error:
+            log.exception("command failed: %s", command.action)
+            await self.auditor.invocation(
+                invocation, AuditOutcome.FAILED, command, error=repr(error)
+            )
+            title = f"{command.action} failed unexpectedly; see the bot's log"
+            return Outcome(Reply(title=title, tone=Tone.ERROR), failed=True)
 
     async def _run(
         self,
@@ -285,7 +457,7 @@ class CommandLayer:
     ) -> Outcome:
         """Execute, audit, and for tracked operations record them until their final result."""
         outcome = await self.execute(command, invocation)
-        if command.action in ("approve", "deny", "cancel"):
+        if command.action in ("approve", "deny", "withdraw", "cancel"):
             return outcome  # the approval engine audits votes and cancellations itself
         audit = {"approvers": approvers, "request_id": request_id}
         if outcome.progress is None or outcome.operation_id is None:
@@ -297,28 +469,27 @@ class CommandLayer:
                 result, problem = AuditOutcome.FAILED, {"error": why}
             else:
                 result, problem = AuditOutcome.OK, {}
-            await self._audit(
+            await self.auditor.invocation(
                 invocation, result, command, duration_ms=_ms(started), **problem, **audit
             )
             return outcome
         running = self.clients.tracker.running(command.service or "")
         revision_before = running.revision_before if running else None
-        await self.state.start_operation(
-            TrackedOperation(
-                id=outcome.operation_id,
-                kind=command.action,
-                service=command.service,
-                summary=running.summary if running else command_text(command),
-                started_by=invocation.user.key,
-                platform=invocation.platform,
-                channel=invocation.channel,
-                detail={"text": invocation.text, "revision_before": revision_before, **audit},
-            )
+        operation = TrackedOperation(
+            id=outcome.operation_id,
+            kind=command.action,
+            service=command.service,
+            summary=running.summary if running else command_text(command),
+            started_by=invocation.user.key,
+            platform=invocation.platform,
+            channel=invocation.channel,
+            detail={"text": invocation.text, "revision_before": revision_before, **audit},
         )
-        feed = self._record(invocation, command, outcome.operation_id, outcome.progress, started)
+        await self.state.start_operation(operation)
+        feed = self.record(invocation, command, outcome.operation_id, outcome.progress, started)
         return Outcome(outcome.reply, feed.follow(), operation_id=outcome.operation_id)
 
-    def _record(
+    def record(
         self,
         invocation: Invocation,
         command: BaseCommand,
@@ -333,9 +504,9 @@ class CommandLayer:
         async def settle(final: FinalResult) -> None:
             if final.reason == "cancelled":
                 return  # the bot is stopping: the next start picks the operation up again
-            await self._finish(invocation, command, operation_id, final, started)
+            await self.finish(invocation, command, operation_id, final, started)
 
-        self._spawn(feed.pump(self._remembering(operation_id, progress), operation_id, settle))
+        self.spawn(feed.pump(self._remembering(operation_id, progress), operation_id, settle))
         return feed
 
     async def _remembering(
@@ -349,7 +520,7 @@ class CommandLayer:
                 await self.state.update_operation(operation_id, detail={"rollback": rollback})
             yield item
 
-    async def _finish(
+    async def finish(
         self,
         invocation: Invocation,
         command: BaseCommand,
@@ -357,6 +528,7 @@ class CommandLayer:
         final: FinalResult,
         started: float,
     ) -> None:
+        """Write an operation's end and audit it, once; propose a rollback if one is due."""
         stored = await self.state.get_operation(operation_id)
         detail = stored.detail if stored else {}
         state = OperationState.SUCCEEDED if final.ok else OperationState.FAILED
@@ -366,7 +538,7 @@ class CommandLayer:
             outcome = AuditOutcome.AUTO_ROLLBACK
         else:
             outcome = AuditOutcome.OK if final.ok else AuditOutcome.FAILED
-        await self._audit(
+        await self.auditor.invocation(
             invocation,
             outcome,
             command,
@@ -378,18 +550,6 @@ class CommandLayer:
         )
         if final.rollback_proposed is not None and command.service is not None:
             await self._propose_rollback(invocation, command.service, final)
-
-    async def _ask_approval(
-        self, invocation: Invocation, command: BaseCommand, rule: ApprovalRule
-    ) -> Outcome:
-        """Validate what would run, then open an approval request for it."""
-        problem = await self._preflight(command, invocation)
-        if problem is not None:
-            await self._audit(invocation, AuditOutcome.REFUSED, command, detail=problem.title)
-            return Outcome(problem)
-        opened = await self.approvals.open_request(invocation, command, rule)
-        self._new_request.set()
-        return Outcome(opened.reply, request_id=opened.request.id)
 
     async def _rollout(
         self, command: RolloutCommand, invocation: Invocation, *, dry_run: bool = False
@@ -442,176 +602,8 @@ class CommandLayer:
                     return Reply(title=title, tone=Tone.ERROR)
         return None
 
-    async def _propose_rollback(self, cause: Invocation, service: str, final: FinalResult) -> None:
-        """A rollback trigger fired and policy wants a person to agree: ask in the channel."""
-        command = RollbackCommand(service=service, revision=final.rollback_proposed)
-        _, rule = self.policy.rule("rollback", service)
-        asker = User(platform=cause.platform, id=BOT_USER_ID)
-        invocation = Invocation(user=asker, channel=cause.channel, text=command_text(command))
-        opened = await self.approvals.open_request(invocation, command, rule or ApprovalRule())
-        self._new_request.set()
-        reply = opened.reply.model_copy(
-            update={
-                "title": f"Roll {service} back to revision {final.rollback_proposed}? "
-                f"({final.trigger})",
-                "lines": [final.message, *opened.reply.lines],
-            }
-        )
-        outcome = Outcome(reply, request_id=opened.request.id)
-        self.notices.put_nowait(Notice(cause.platform, cause.channel, outcome))
-
-    # --- background work -----------------------------------------------------------------
-
-    async def _recover(self) -> None:
-        """After a restart: run requests that were approved just before the stop, and pick up
-        the operations that were being tracked, finishing their messages."""
-        unfinished = await self.state.unfinished_operations()  # before the approved ones start
-        for request in await self.state.requests_with_status(RequestStatus.APPROVED):
-            if (late := await self.approvals.expire_unrun(request)) is not None:
-                reply = expired_reply(late, approved=True)
-                outcome = Outcome(reply, request_id=late.id)
-                self.notices.put_nowait(Notice(late.platform, late.channel, outcome))
-                continue
-            votes = await self.state.votes(request.id)
-            await self._run_approved(request, tuple(v.user for v in votes if v.approve))
-        for stored in unfinished:
-            await self._pick_up(stored)
-
-    async def _pick_up(self, stored: TrackedOperation, attempt: int = 0) -> None:
-        """Follow one stored operation again and say so where its progress went. While
-        Kubernetes does not answer, try again with back-off until the operation's timeout."""
-        try:
-            outcome = await self._resume(stored)
-        except KubeError as error:
-            elapsed = (utcnow() - stored.started_at).total_seconds()
-            if elapsed < self.clients.config.rollout.timeout_seconds:
-                self._spawn(self._pick_up_later(stored, attempt + 1))
-                if attempt > 0:
-                    return  # the channel was told on the first attempt
-                title = f"holmbot restarted; cannot follow {stored.summary} yet ({stored.id})"
-                reply = Reply(title=title, tone=Tone.WARNING, lines=[f"{error}; trying again"])
-                outcome = Outcome(reply, operation_id=stored.id)
-            else:
-                outcome = await self._lose(stored, error)
-        except Exception:
-            log.exception("could not pick up %s again", stored.id)
-            await self.state.finish_operation(
-                stored.id, OperationState.FAILED, message="lost across a restart"
-            )
-            outcome = Outcome(
-                Reply(
-                    title=f"{stored.summary}: lost track of it across a restart",
-                    tone=Tone.ERROR,
-                )
-            )
-        self.notices.put_nowait(
-            Notice(Platform(stored.platform), stored.channel, outcome, stored.message_ref)
-        )
-
-    async def _pick_up_later(self, stored: TrackedOperation, attempt: int) -> None:
-        await asyncio.sleep(RESUME_RETRY_SECONDS[min(attempt, len(RESUME_RETRY_SECONDS)) - 1])
-        await self._pick_up(stored, attempt)
-
-    async def _lose(self, stored: TrackedOperation, error: Exception) -> Outcome:
-        """Give up on a stored operation: recorded and audited as failed."""
-        invocation, command = self._stored_invocation(stored)
-        final = FinalResult(
-            operation_id=stored.id,
-            ok=False,
-            message=f"{stored.summary}: lost track of it across a restart ({error})",
-            duration_seconds=0.0,
-            reason="lost",
-        )
-        await self._finish(invocation, command, stored.id, final, time.monotonic())
-        return Outcome(final.reply(), operation_id=stored.id)
-
-    @staticmethod
-    def _stored_invocation(stored: TrackedOperation) -> tuple[Invocation, BaseCommand]:
-        text = stored.detail.get("text", stored.summary)
-        user = User.parse(stored.started_by)
-        return Invocation(user=user, channel=stored.channel, text=text), parse_command(text)
-
-    async def _resume(self, stored: TrackedOperation) -> Outcome:
-        """Follow one stored operation again; its end is recorded and audited as usual.
-        Raises `KubeError` while Kubernetes does not answer."""
-        invocation, command = self._stored_invocation(stored)
-        try:
-            progress = await self._follow_again(stored)
-        except Busy as error:
-            return await self._lose(stored, error)
-        elapsed = (utcnow() - stored.started_at).total_seconds()
-        feed = self._record(invocation, command, stored.id, progress, time.monotonic() - elapsed)
-        title = f"holmbot restarted; following {stored.summary} again ({stored.id})"
-        return Outcome(Reply(title=title), feed.follow(), operation_id=stored.id)
-
-    async def _follow_again(self, stored: TrackedOperation) -> AsyncIterator[Progress]:
-        if stored.kind in ROLLOUT_KINDS and stored.service:
-            operation = await self.clients.rollouts.resume(
-                stored.id,
-                stored.service,
-                stored.kind,
-                stored.summary,
-                who=stored.started_by,
-                platform=str(stored.platform),
-                revision_before=stored.detail.get("revision_before"),
-                elapsed=(utcnow() - stored.started_at).total_seconds(),
-                rolling_back=RollbackStarted.model_validate(rollback)
-                if (rollback := stored.detail.get("rollback"))
-                else None,
-            )
-            return operation.follow()
-        if stored.kind == "backup.create":
-            return follow_backup(self.clients.backup, stored.id)
-        return follow_restore(self.clients.backup, stored.id)
-
-    async def _expire_requests(self) -> None:
-        """Expire requests when their time comes and say so where they were asked."""
-        while True:
-            try:
-                await self._expire_once()
-            except Exception:  # a bad moment of the state file must not end expiries
-                log.exception("expiring approval requests failed; trying again")
-                await asyncio.sleep(EXPIRY_RETRY_SECONDS)
-
-    async def _expire_once(self) -> None:
-        self._new_request.clear()
-        upcoming = await self.state.next_expiry()
-        wait = None if upcoming is None else (upcoming - utcnow()).total_seconds()
-        if wait is None or wait > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._new_request.wait(), wait)
-            return
-        for request in await self.approvals.expire_due():
-            outcome = Outcome(expired_reply(request), request_id=request.id)
-            self.notices.put_nowait(Notice(request.platform, request.channel, outcome))
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` in the background; `close` waits a grace for it."""
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _audit(
-        self,
-        invocation: Invocation,
-        outcome: AuditOutcome,
-        command: BaseCommand | None = None,
-        **fields: Any,
-    ) -> None:
-        action = command.action if command else None
-        service = command.service if command else None
-        entry = AuditEntry.of(invocation, outcome, action=action, service=service, **fields)
-        try:
-            await self.state.audit(entry)
-        except Exception:  # the action itself must not fail because its record could not be
-            log.exception("could not write the audit entry for %s", action)
-        for listener in self.audit_listeners:
-            listener(entry)
-        log.info(
-            "audit outcome=%s action=%s service=%s user=%s platform=%s channel=%s",
-            outcome,
-            action,
-            service,
-            invocation.user.key,
-            invocation.platform,
-            invocation.channel,
-        )

@@ -18,8 +18,6 @@ from commands.core.parser import duration_seconds
 from commands.store.state import AuditEntry
 
 FORMATS = ("table", "json", "csv")
-MAX_MESSAGE_ROWS = 25  # more rows than this go into an attachment
-PREVIEW_ROWS = 10
 NOTE_CHARS = 60
 COMMAND_CHARS = 40
 FIELDS = (
@@ -85,17 +83,14 @@ def audit_table(entries: Sequence[AuditEntry], *, wide: bool = False) -> Table:
 
 
 def audit_reply(entries: Sequence[AuditEntry]) -> Reply:
-    """`/audit [N]`: the entries (oldest first) as a table; many rows come as a file."""
+    """`/audit [N]`: the entries (oldest first) as a table, and every column as a file for
+    renderers that cannot show them all."""
     if not entries:
         return Reply(title="the audit log is empty")
     count = len(entries)
-    title = f"audit log: last {count} entr{'y' if count == 1 else 'ies'}"
-    if count <= MAX_MESSAGE_ROWS:
-        return Reply(title=title, table=audit_table(entries))
     return Reply(
-        title=title,
-        lines=[f"newest {PREVIEW_ROWS} below; all {count} in the file"],
-        table=audit_table(entries[-PREVIEW_ROWS:]),
+        title=f"audit log: last {count} entr{'y' if count == 1 else 'ies'}",
+        table=audit_table(entries),
         attachment=Attachment(filename="audit.txt", content=to_table(entries)),
     )
 

@@ -11,7 +11,7 @@ import pytest
 
 from commands.access.approvals import Approvals, VoteOutcome, expired_reply
 from commands.access.policy import AccessConfig, ApprovalRule, Policy
-from commands.core.models import Invocation, Tone, User
+from commands.core.models import ActionStyle, Invocation, Tone, User
 from commands.core.parser import parse_command
 from commands.store.state import AuditOutcome, RequestStatus, State
 from sandbox.demo_policy import demo_access
@@ -82,7 +82,10 @@ async def test_open_request_says_what_who_how(approvals: Approvals, state: State
     assert "asked by: console:alice" in text
     assert "approvers: 1 approval from admin (console:bob, console:dave, console:operator)" in text
     assert "expires: in 1h (2025-03-01 13:00 UTC)" in text
-    assert f"to answer: approve {request.id} or deny {request.id}" in text
+    assert [(a.label, a.command, a.style) for a in reply.actions] == [
+        ("Approve", f"approve {request.id}", ActionStyle.PRIMARY),
+        ("Deny", f"deny {request.id}", ActionStyle.DANGER),
+    ]
     [entry] = await state.audit_entries()
     assert (entry.user, entry.command, entry.action, entry.service) == (
         "console:alice",
@@ -105,7 +108,7 @@ async def test_approved_by_an_admin_carries_the_original_invocation(
     assert result.invocation.channel == "ops"
     assert result.command == parse_command("deploy postgres v16")
     assert result.approvers == ("console:bob",)
-    assert result.reply.title == f"request {request.id} approved by console:bob"
+    assert result.reply.title == f"request {request.id} approved by <@console:bob>"
     assert (await state.get_request(request.id)).status is RequestStatus.APPROVED
     assert await approvals.mark_executed(request.id)
     assert not await approvals.mark_executed(request.id)
@@ -129,7 +132,7 @@ async def test_self_approval_is_refused_and_changes_nothing(
     result = await approvals.vote(BOB, request.id, approve=True)
     assert result.outcome is VoteOutcome.REFUSED and not result.execute
     assert result.reply.tone is Tone.ERROR
-    assert result.reply.title == f"console:bob asked for {request.id} and cannot approve it"
+    assert result.reply.title == f"<@console:bob> asked for {request.id} and cannot approve it"
     assert await state.votes(request.id) == []
     assert (await state.get_request(request.id)).status is RequestStatus.PENDING
     own_deny = await approvals.vote(BOB, request.id, approve=False)
@@ -153,7 +156,7 @@ async def test_a_non_approver_is_refused_with_the_reason(
         result = await approvals.vote(user, request.id, approve=True)
         assert result.outcome is VoteOutcome.REFUSED
         assert result.reply.title == (
-            f"approve {request.id} needs the role admin; {user.key} has {held}"
+            f"approve {request.id} needs the role admin; <@{user.key}> has {held}"
         )
     deny = await approvals.vote(CAROL, request.id, approve=False)
     assert deny.outcome is VoteOutcome.REFUSED  # a deny from a non-approver does not reject
@@ -169,10 +172,13 @@ async def test_two_approvals_from_distinct_users(approvals: Approvals, state: St
     assert "0/2 admin" in (await approvals.pending()).text
     first = await approvals.vote(BOB, request.id, approve=True)
     assert first.outcome is VoteOutcome.RECORDED and not first.execute
-    assert first.reply.title == f"approval 1 of 2 for {request.id} recorded (console:bob)"
+    assert first.reply.title == f"approval 1 of 2 for {request.id} recorded (<@console:bob>)"
     again = await approvals.vote(BOB, request.id, approve=True)
     assert again.outcome is VoteOutcome.DUPLICATE
-    assert again.reply.title == f"console:bob already approved {request.id}; a vote counts once"
+    assert (
+        again.reply.title
+        == f"<@console:bob> already approved {request.id}; a vote counts once per person"
+    )
     assert (await state.get_request(request.id)).status is RequestStatus.PENDING
     second = await approvals.vote(DAVE, request.id, approve=True)
     assert second.outcome is VoteOutcome.APPROVED
@@ -217,7 +223,7 @@ async def test_one_deny_rejects(approvals: Approvals, state: State) -> None:
     await approvals.vote(BOB, request.id, approve=True)
     denied = await approvals.vote(DAVE, request.id, approve=False)
     assert denied.outcome is VoteOutcome.DENIED and not denied.execute
-    assert denied.reply.title == f"request {request.id} denied by console:dave"
+    assert denied.reply.title == f"request {request.id} denied by <@console:dave>"
     assert (await state.get_request(request.id)).status is RequestStatus.DENIED
     late = await approvals.vote(OPERATOR, request.id, approve=True)
     assert late.outcome is VoteOutcome.FINISHED
@@ -260,11 +266,11 @@ async def test_cancel_by_requester_or_admin_only(approvals: Approvals, state: St
     refused = await approvals.cancel(CAROL, request.id)
     assert not refused.cancelled
     assert refused.reply.title == (
-        f"only console:alice (who asked) or an admin can cancel {request.id}"
+        f"only <@console:alice> (who asked) or an admin can cancel {request.id}"
     )
     done = await approvals.cancel(ALICE, request.id)
     assert done.cancelled and done.request.status is RequestStatus.CANCELLED
-    assert done.reply.title == f"request {request.id} cancelled by console:alice"
+    assert done.reply.title == f"request {request.id} cancelled by <@console:alice>"
     assert not (await approvals.cancel(ALICE, request.id)).cancelled
     assert (await approvals.vote(BOB, request.id, approve=True)).outcome is VoteOutcome.FINISHED
     by_admin = (await open_deploy(approvals)).request
@@ -300,8 +306,8 @@ async def test_pending_lists_requests_per_channel(approvals: Approvals, clock: C
     assert everything.title == "2 pending approval requests"
     assert everything.table.columns == ["ID", "COMMAND", "ASKED BY", "APPROVALS", "EXPIRES IN"]
     assert everything.table.rows == [
-        [first.id, "deploy postgres v16", "console:alice", "1/2 admin", "6m"],
-        [restore.request.id, text, "console:alice", "0/1 admin", "56m"],
+        [first.id, "deploy postgres v16", "<@console:alice>", "1/2 admin", "6m"],
+        [restore.request.id, text, "<@console:alice>", "0/1 admin", "56m"],
     ]
     one_channel = await approvals.pending("console", "dba")
     assert [row[0] for row in one_channel.table.rows] == [restore.request.id]

@@ -32,7 +32,7 @@ from tests.console.driver import (
 )
 from tests.polling import eventually
 
-_REQUEST = re.compile(r"approve (\w+) or deny")
+_REQUEST = re.compile(r"→ approve (\w+) · deny")
 
 
 def request_id(reply: str) -> str:
@@ -80,7 +80,7 @@ async def test_protected_service_needs_an_admin_and_a_deny_changes_nothing(
     rid = request_id(asked)
     assert "will run: deploy postgres 16.2 as console:alice" in asked
     assert "1 approval from admin" in asked
-    assert f"approve {rid} or deny {rid}" in asked
+    assert f"→ approve {rid} · deny {rid}" in asked
     denied = await console.run(f"as console:bob: deny {rid}")
     assert "denied" in denied
     late = await console.run(f"as console:dave: approve {rid}")

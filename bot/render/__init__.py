@@ -1,0 +1,1 @@
+"""What every renderer shares: fitting a reply into a platform's limits."""
