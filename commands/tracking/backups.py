@@ -17,7 +17,9 @@ from commands.clients.backup import (
     Record,
 )
 from commands.core.formatting import human_bytes, human_seconds
-from commands.core.models import FinalResult, Progress, ProgressUpdate
+from commands.core.models import FinalResult, Phase, Progress, ProgressUpdate
+
+WAITING = frozenset({"asked", "queued", "pending"})  # statuses of a backup not yet started
 
 
 async def _follow(
@@ -35,6 +37,8 @@ async def _follow(
     started = time.monotonic()
     limit = client.config.operation_timeout_seconds
     first = True
+    shown: ProgressUpdate | None = None
+    status = "asked"
     while True:
         problems: list[str] = []
         try:
@@ -59,6 +63,7 @@ async def _follow(
             )
             return
         else:
+            status = record.status
             if record.status == COMPLETED or record.status in FAILED:
                 ok = record.status == COMPLETED
                 failed = f"{what} {record_id} {record.status}: {record.error or 'no reason given'}"
@@ -82,11 +87,15 @@ async def _follow(
                 reason="timeout",
             )
             return
-        yield ProgressUpdate(
+        update = ProgressUpdate(
             operation_id=record_id,
-            message=f"{what} {record_id} running ({human_seconds(elapsed)})",
+            message=f"{what} {record_id} {status}",
+            phase=Phase.WAITING if status in WAITING else Phase.PROGRESSING,
             problems=problems,
         )
+        if update != shown:  # a poll that found nothing new says nothing
+            yield update
+            shown = update
         await asyncio.sleep(min(client.config.poll_interval_seconds, limit - elapsed))
 
 

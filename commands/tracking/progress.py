@@ -30,10 +30,11 @@ class ProgressFeed:
         return last if isinstance(last, FinalResult) else None
 
     def emit(self, item: Progress) -> None:
-        """Record one progress item and wake every follower; nothing after the final result."""
+        """Record one progress item, numbered from 1 in `seq`, and wake every follower;
+        nothing after the final result."""
         if self.final is not None:
             return
-        self.emitted.append(item)
+        self.emitted.append(item.model_copy(update={"seq": len(self.emitted) + 1}))
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 

@@ -29,7 +29,7 @@ from commands.clients import kubectl
 from commands.clients.kube import Kube, KubeError, WatchEvent
 from commands.clients.pods import PodState, pod_state
 from commands.core.formatting import human_seconds
-from commands.core.models import FinalResult, Progress, ProgressUpdate, RollbackStarted
+from commands.core.models import FinalResult, Phase, Progress, ProgressUpdate, RollbackStarted
 from commands.tracking.progress import ProgressFeed
 from commands.tracking.triggers import RollbackTriggers, Trigger
 
@@ -168,20 +168,35 @@ class _RolloutView:
         found = sorted(p.problem for p in self.pod_states() if p.problem and not p.terminating)
         return [self.api_problem, *found] if self.api_problem else found
 
-    def progress(self, operation_id: str) -> ProgressUpdate:
+    def progress(self, operation_id: str, *, rolling_back: bool = False) -> ProgressUpdate:
         """The update a user would see now."""
         assert self.deployment is not None
         spec, status = self.deployment.get("spec", {}), self.deployment.get("status") or {}
         updated = status.get("updatedReplicas", 0)
+        old_pending = max(status.get("replicas", 0) - updated, 0)
+        if rolling_back:
+            phase = Phase.ROLLING_BACK
+        elif self.note is not None:
+            phase = Phase.VERIFYING
+        elif self.deployment.get("metadata", {}).get("generation", 0) > status.get(
+            "observedGeneration", 0
+        ):
+            phase = Phase.WAITING
+        elif updated >= (spec.get("replicas") or 0) and not old_pending:
+            phase = Phase.VERIFYING
+        else:
+            phase = Phase.PROGRESSING
         return ProgressUpdate(
             operation_id=operation_id,
+            service=self.name,
+            phase=phase,
             message=kubectl.rollout_status(self.deployment).message
             + (f" ({self.note})" if self.note else ""),
             desired=spec.get("replicas"),
             updated=updated,
             ready=status.get("readyReplicas", 0),
             available=status.get("availableReplicas", 0),
-            old_pending=max(status.get("replicas", 0) - updated, 0),
+            old_pending=old_pending,
             problems=self.problems(),
         )
 
@@ -355,6 +370,8 @@ class Tracker:
             ProgressUpdate(
                 operation_id=operation.id,
                 message=f"{_fired(started)}; rolling back to revision {revision}",
+                service=operation.service,
+                phase=Phase.ROLLING_BACK,
                 rollback=started,
             )
         )
@@ -364,7 +381,7 @@ class Tracker:
             except (KubeError, kubectl.KubectlError) as exc:
                 message = f"automatic rollback to revision {revision} failed: {exc}"
                 return self._triggered(operation, started, message)
-        ending = await self._watch(operation, target, None)
+        ending = await self._watch(operation, target, None, rolling_back=True)
         if ending.status == "done":
             now = f" (now revision {ending.revision})" if ending.revision else ""
             outcome = f"{done}{now}; {ending.message}"
@@ -395,6 +412,8 @@ class Tracker:
         target: Target,
         triggers: RollbackTriggers | None,
         verify_seconds: float = 0.0,
+        *,
+        rolling_back: bool = False,
     ) -> _Ending:
         """Watch one rollout until it completes, fails, times out or a trigger fires.
 
@@ -437,7 +456,7 @@ class Tracker:
                         completed, deadline = ending, now + verify_seconds
                         view.note = f"checking the new pods for {human_seconds(verify_seconds)}"
                         ending = None
-                    update = view.progress(operation.id)
+                    update = view.progress(operation.id, rolling_back=rolling_back)
                     if update != shown:
                         operation.emit(update)
                         shown = update
@@ -514,6 +533,7 @@ class Tracker:
         return FinalResult(
             operation_id=operation.id,
             ok=ok,
+            service=operation.service,
             message=f"{operation.summary} {verdict}: {message} ({elapsed:.1f}s)",
             duration_seconds=elapsed,
             reason=reason,
