@@ -1,10 +1,10 @@
 """`/health` over many services with some hanging: how long the overview takes.
 
-DESIGN.md's target: 60 services with 6 hanging within 1.2 x one probe timeout. The cluster (the
-sandbox's Kubernetes API over a staged store, every service's `/health` and the aggregator)
-runs in a child process, as it runs on other machines in production. The bot runs `/health`
-here through its command layer and the official client, once probing every service itself and
-once asking the aggregator.
+The target (README's benchmark table): 60 services with 6 hanging within 1.2 x one probe
+timeout. The cluster (the sandbox's Kubernetes API over a staged store, every service's
+`/health` and the aggregator) runs in a child process, as it runs on other machines in
+production. The bot runs `/health` here through its command layer and the official client, once
+probing every service itself and once asking the aggregator.
 
     python3 -m bench.health_overview [--services 60] [--hanging 6] [--timeout 1.0] [--runs 10]
 """

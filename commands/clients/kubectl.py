@@ -1,8 +1,14 @@
 """kubectl's rules for Deployments, as pure functions on API objects (JSON dicts).
 
 Which ReplicaSets a Deployment owns and which is new, `rollout status` text, the `rollout undo`
-target and patch, `rollout history` rows: the facts in
-kubernetes-semantics.md, with kubectl's wording, so operators can compare.
+target and patch, `rollout history` rows, with kubectl's wording, so operators can compare.
+The facts relied on: a rollout is complete when `observedGeneration >= generation` and the
+updated, total and available replica counts all equal `spec.replicas`; it has failed when the
+Progressing condition says `ProgressDeadlineExceeded`. A revision is the
+`deployment.kubernetes.io/revision` annotation of the ReplicaSet that holds it; undo copies that
+ReplicaSet's pod template (less its `pod-template-hash` label) into the Deployment, and does
+nothing when the template is already the current one. A restart sets the pod template's
+`kubectl.kubernetes.io/restartedAt` annotation. See docs/architecture.md for the layers.
 """
 
 from __future__ import annotations
