@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 from pathlib import Path
@@ -163,3 +164,19 @@ async def test_unusable_kubeconfig_or_state_dir_is_a_clear_error_and_exit_2(
         assert code == 2, stderr
         assert expected in stderr, stderr
         assert "Traceback" not in stderr
+
+
+async def test_console_as_a_chat_user_is_refused_off_the_sandbox_and_audited(
+    sandbox: Sandbox,
+) -> None:
+    config = str(sandbox.bot_config_path)
+    code, stdout, stderr = await holmbot(
+        "console", "--config", config, "--as", "slack:U0ADMIN", stdin="approve abcd\n"
+    )
+    assert code == 2
+    assert "the console speaks only as console users, not as slack:U0ADMIN" in stderr
+    assert "approve" not in stdout
+    code, log, _ = await holmbot("audit", "--config", config, "--format", "json", stdin="")
+    assert code == 0
+    refused = [e for e in json.loads(log) if e["user"] == "slack:U0ADMIN"]
+    assert [(e["command"], e["outcome"]) for e in refused] == [("--as slack:U0ADMIN", "refused")]
