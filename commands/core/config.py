@@ -270,6 +270,14 @@ def _env_name(loc: tuple[str | int, ...]) -> str:
     return ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(part) for part in loc).upper()
 
 
+SECRET_WORDS = ("token", "secret", "password", "key")
+
+
+def _may_be_secret(loc: tuple[str | int, ...]) -> bool:
+    """Whether a field's value must never be echoed (tokens, signing secrets, ...)."""
+    return any(word in str(part).lower() for part in loc for word in SECRET_WORDS)
+
+
 def _describe(error: Any, path: Path | None) -> str:
     """One validation error as `field: problem (source)`."""
     loc = tuple(error["loc"])
@@ -277,7 +285,11 @@ def _describe(error: Any, path: Path | None) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown setting (check the spelling)"
-    elif error["type"] not in {"missing", "value_error"} and not isinstance(error["input"], dict):
+    elif (
+        error["type"] not in {"missing", "value_error"}
+        and not isinstance(error["input"], dict)
+        and not _may_be_secret(loc)
+    ):
         message += f" (got {error['input']!r})"
     # Name the variable when the bad value came from the environment.
     env_names = [_env_name(loc[:n]) for n in range(len(loc), 0, -1)]
