@@ -56,9 +56,12 @@ class Auditor:
         command: BaseCommand | None = None,
         **fields: Any,
     ) -> None:
-        """The entry of what `invocation` asked for (and `command`, once parsed)."""
+        """The entry of what `invocation` asked for (and `command`, once parsed); a command
+        about a request (approve, deny, withdraw, cancel) names it."""
         action = command.action if command else None
         service = command.service if command else None
+        if (request_id := getattr(command, "request_id", None)) is not None:
+            fields.setdefault("request_id", request_id)  # a vote, cancel or withdraw
         await self.write(
             AuditEntry.of(invocation, outcome, action=action, service=service, **fields)
         )

@@ -1,5 +1,6 @@
-"""What survives a restart: approval requests and votes, tracked operations, the audit log and
-the delivery ids already handled, in one SQLite file (WAL) in the state directory.
+"""What survives a restart: approval requests and votes, tracked operations, the chat messages
+bound to them, the audit log and the delivery ids already handled, in one SQLite file (WAL) in
+the state directory. Its schema is versioned (`commands/store/migrations.py`).
 
 Every SQLite call runs on one worker thread with one connection (`sqlite-utils` for the schema
 and reads), so the event loop never waits on the disk and calls never interleave inside SQL.
@@ -19,17 +20,17 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
 import sqlite_utils
 from pydantic import BaseModel, ConfigDict, Field
 
 from commands.core.formatting import truncate
-from commands.core.models import Invocation, Platform, User
+from commands.core.models import Invocation, MessageRef, Platform, User
 from commands.core.parser import BaseCommand, Command, command_text
+from commands.store.migrations import SchemaTooNew, migrate
 
 DB_FILENAME = "holmbot.db"
-SCHEMA_VERSION = 1
 AUDIT_COMMAND_CHARS = 2000  # what a user typed, as written down (a paste is cut)
 DELIVERY_TTL = timedelta(days=1)  # platforms retry within minutes; keep a day
 _PRUNE_EVERY_SECONDS = 600.0
@@ -114,7 +115,6 @@ class ApprovalRequest(_Row):
     status: RequestStatus = RequestStatus.PENDING
     created_at: datetime
     finished_at: datetime | None = None
-    message_ref: str | None = None  # where an adapter posted the request (message id...)
 
     def invocation(self) -> Invocation:
         """The original invocation: who asked, where, what."""
@@ -154,12 +154,36 @@ class TrackedOperation(_Row):
     started_by: str  # `PLATFORM:ID`
     platform: Platform
     channel: str
-    message_ref: str | None = None
     state: OperationState = OperationState.RUNNING
     started_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
     message: str | None = None  # the final result's text
     detail: dict[str, Any] = Field(default_factory=dict)  # e.g. {"revision_before": 3}
+
+
+SubjectKind = Literal["request", "operation"]
+
+
+class BoundMessage(_Row):
+    """A chat message holmbot posted for a request (to vote on) or an operation (its progress)."""
+
+    platform: Platform
+    channel: str
+    message_id: str
+    thread: str | None = None
+    subject_kind: SubjectKind
+    subject_id: str
+    purpose: str  # what the message shows: request, progress ...
+    created_at: datetime
+
+    @property
+    def ref(self) -> MessageRef:
+        return MessageRef(
+            platform=self.platform,
+            channel=self.channel,
+            message_id=self.message_id,
+            thread=self.thread,
+        )
 
 
 # --- the audit log ------------------------------------------------------------------------
@@ -333,11 +357,6 @@ class State:
     async def get_request(self, request_id: str) -> ApprovalRequest | None:
         return await self._run(self._get_request, request_id.strip().lower())
 
-    async def request_for_message(self, message_ref: str) -> ApprovalRequest | None:
-        """The request posted as `message_ref`, e.g. to turn a reaction into a vote."""
-        found = await self._run(self._requests, "message_ref = ?", [message_ref])
-        return found[-1] if found else None
-
     def _get_request(self, request_id: str) -> ApprovalRequest | None:
         rows = list(self._conn().table("requests").rows_where("id = ?", [request_id]))
         return ApprovalRequest.from_row(rows[0]) if rows else None
@@ -396,13 +415,6 @@ class State:
         args = [status.value, _ts(now or utcnow()), request_id, *expected]
         return await self._run(self._write, sql, args) == 1
 
-    async def set_request_message_ref(self, request_id: str, message_ref: str) -> None:
-        await self._run(
-            self._write,
-            "UPDATE requests SET message_ref = ? WHERE id = ?",
-            [message_ref, request_id],
-        )
-
     async def record_vote(
         self, request_id: str, user: str, approve: bool, now: datetime | None = None
     ) -> bool:
@@ -439,35 +451,63 @@ class State:
         return operation
 
     async def update_operation(
-        self,
-        operation_id: str,
-        *,
-        message_ref: str | None = None,
-        detail: dict[str, Any] | None = None,
+        self, operation_id: str, detail: dict[str, Any]
     ) -> TrackedOperation | None:
-        """Attach where its message lives, and/or merge keys into its detail."""
-        return await self._run(self._update_operation, operation_id, message_ref, detail)
+        """Merge keys into an operation's detail; None if it is unknown."""
+        return await self._run(self._update_operation, operation_id, detail)
 
     def _update_operation(
-        self, operation_id: str, message_ref: str | None, detail: dict[str, Any] | None
+        self, operation_id: str, detail: dict[str, Any]
     ) -> TrackedOperation | None:
         current = self._get_operation(operation_id)
-        if current is None:
-            return None
-        update: dict[str, Any] = {}
-        if message_ref is not None:
-            update["message_ref"] = message_ref
-        if detail:
-            update["detail"] = {**current.detail, **detail}
-        if not update:
+        if current is None or not detail:
             return current
-        updated = current.model_copy(update=update)
-        row = updated.to_row()
-        sets = ", ".join(f"{name} = ?" for name in update)
+        updated = current.model_copy(update={"detail": {**current.detail, **detail}})
         self._write(
-            f"UPDATE operations SET {sets} WHERE id = ?", [*(row[k] for k in update), operation_id]
+            "UPDATE operations SET detail = ? WHERE id = ?",
+            [updated.to_row()["detail"], operation_id],
         )
         return updated
+
+    # --- chat messages bound to requests and operations ---------------------------------------
+
+    async def bind_message(
+        self, ref: MessageRef, subject_kind: SubjectKind, subject_id: str, purpose: str
+    ) -> BoundMessage:
+        """Remember that the message `ref` shows `subject_kind` `subject_id` (e.g. a request)."""
+        bound = BoundMessage(
+            platform=ref.platform,
+            channel=ref.channel,
+            message_id=ref.message_id,
+            thread=ref.thread,
+            subject_kind=subject_kind,
+            subject_id=subject_id,
+            purpose=purpose,
+            created_at=utcnow(),
+        )
+        row = bound.to_row()
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        sql = f"INSERT OR REPLACE INTO message_refs ({columns}) VALUES ({marks})"
+        await self._run(self._write, sql, list(row.values()))
+        return bound
+
+    async def find_message(
+        self, platform: Platform | str, channel: str, message_id: str
+    ) -> BoundMessage | None:
+        """What the message at (platform, channel, message id) shows, if holmbot bound it."""
+        sql = "SELECT * FROM message_refs WHERE platform = ? AND channel = ? AND message_id = ?"
+        rows = await self._run(self._query, sql, [str(platform), channel, message_id])
+        return BoundMessage.from_row(rows[0]) if rows else None
+
+    async def messages_of(self, subject_kind: SubjectKind, subject_id: str) -> list[BoundMessage]:
+        """Every message bound to a request or an operation, oldest first."""
+        sql = (
+            "SELECT * FROM message_refs WHERE subject_kind = ? AND subject_id = ?"
+            " ORDER BY created_at, rowid"
+        )
+        rows = await self._run(self._query, sql, [subject_kind, subject_id])
+        return [BoundMessage.from_row(row) for row in rows]
 
     async def finish_operation(
         self,
@@ -561,103 +601,13 @@ class State:
             self._db = sqlite_utils.Database(sqlite3.connect(self.path, timeout=5))
             self._db.enable_wal()
             self._db.execute("PRAGMA synchronous = NORMAL")
-            self._create_schema(self._db)
-        except (sqlite3.DatabaseError, OSError) as exc:
+            migrate(self._db)
+        except (sqlite3.DatabaseError, OSError, SchemaTooNew) as exc:
             if self._db is not None:
                 self._db.conn.close()
                 self._db = None
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             raise StateError(f"cannot use state file {self.path}: {why}") from None
-
-    @staticmethod
-    def _create_schema(db: sqlite_utils.Database) -> None:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StateError(f"state file schema {version} is newer than this holmbot's")
-        with db.conn:
-            db.table("requests").create(
-                {
-                    "id": str,
-                    "user": str,
-                    "user_name": str,
-                    "groups": str,
-                    "platform": str,
-                    "channel": str,
-                    "text": str,
-                    "action": str,
-                    "service": str,
-                    "command": str,
-                    "approvals_needed": int,
-                    "approver_roles": str,
-                    "expires_at": str,
-                    "status": str,
-                    "created_at": str,
-                    "finished_at": str,
-                    "message_ref": str,
-                },
-                pk="id",
-                not_null={"user", "platform", "channel", "text", "action", "status"},
-                if_not_exists=True,
-            )
-            db.table("votes").create(
-                {"request_id": str, "user": str, "approve": int, "at": str},
-                pk=("request_id", "user"),
-                if_not_exists=True,
-            )
-            db.table("operations").create(
-                {
-                    "id": str,
-                    "kind": str,
-                    "service": str,
-                    "summary": str,
-                    "started_by": str,
-                    "platform": str,
-                    "channel": str,
-                    "message_ref": str,
-                    "state": str,
-                    "started_at": str,
-                    "finished_at": str,
-                    "message": str,
-                    "detail": str,
-                },
-                pk="id",
-                if_not_exists=True,
-            )
-            db.table("audit").create(
-                {
-                    "id": int,
-                    "at": str,
-                    "platform": str,
-                    "channel": str,
-                    "user": str,
-                    "command": str,
-                    "action": str,
-                    "service": str,
-                    "approvers": str,
-                    "outcome": str,
-                    "duration_ms": int,
-                    "error": str,
-                    "detail": str,
-                    "request_id": str,
-                },
-                pk="id",
-                if_not_exists=True,
-            )
-            db.table("deliveries").create(
-                {"platform": str, "delivery_id": str, "at": str},
-                pk=("platform", "delivery_id"),
-                if_not_exists=True,
-            )
-            for table, columns in (
-                ("requests", ["status", "expires_at"]),
-                ("requests", ["message_ref"]),
-                ("operations", ["state", "service"]),
-                ("audit", ["at"]),
-                ("audit", ["user", "at"]),
-                ("deliveries", ["at"]),
-            ):
-                db.table(table).create_index(columns, if_not_exists=True)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _write(self, sql: str, args: list[Any]) -> int:
         with self._conn().conn as conn:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from commands.core.models import Invocation, User
+from commands.core.models import Invocation, MessageRef, User
 from commands.core.parser import DeployCommand, parse_command
 from commands.store.state import (
     DB_FILENAME,
@@ -139,12 +139,35 @@ async def test_votes_are_unique_per_user(state: State) -> None:
     assert [(v.user, v.approve) for v in votes] == [("console:bob", True), ("console:dave", False)]
 
 
-async def test_message_ref_is_kept(state: State) -> None:
+async def test_messages_are_bound_and_found_by_platform_channel_and_id(tmp_path: Path) -> None:
+    state = await State.in_dir(tmp_path)
     request = await new_request(state)
-    await state.set_request_message_ref(request.id, "C0OPS/1712345678.000200")
-    assert (await state.get_request(request.id)).message_ref == "C0OPS/1712345678.000200"
-    assert (await state.request_for_message("C0OPS/1712345678.000200")).id == request.id
-    assert await state.request_for_message("C0OPS/1") is None
+    posted = MessageRef(platform="slack", channel="C0OPS", message_id="1712345678.000200")
+    echoed = MessageRef(platform="discord", channel="42", message_id="99", thread="7")
+    await state.bind_message(posted, "request", request.id, "request")
+    await state.bind_message(echoed, "request", request.id, "request")
+    await state.bind_message(
+        MessageRef(platform="slack", channel="C0OPS", message_id="1.2"),
+        "operation",
+        "op-1",
+        "progress",
+    )
+    await state.close()
+
+    reopened = await State.in_dir(tmp_path)
+    try:
+        found = await reopened.find_message("slack", "C0OPS", "1712345678.000200")
+        assert (found.subject_kind, found.subject_id, found.ref) == ("request", request.id, posted)
+        assert [m.ref for m in await reopened.messages_of("request", request.id)] == [
+            posted,
+            echoed,
+        ]
+        # The same message id on another platform or channel is another message.
+        assert await reopened.find_message("discord", "C0OPS", "1712345678.000200") is None
+        assert await reopened.find_message("slack", "C0OTHER", "1712345678.000200") is None
+        assert [m.purpose for m in await reopened.messages_of("operation", "op-1")] == ["progress"]
+    finally:
+        await reopened.close()
 
 
 async def test_everything_survives_reopening(tmp_path: Path) -> None:
@@ -200,8 +223,7 @@ async def test_operations_lifecycle(state: State) -> None:
     await state.start_operation(operation("op-2", None, "backup.create"))
     running = await state.running_operation_for("nova")
     assert running is not None and running.detail == {"revision_before": 3}
-    updated = await state.update_operation("op-1", message_ref="msg-9", detail={"revision": 4})
-    assert updated.message_ref == "msg-9"
+    updated = await state.update_operation("op-1", detail={"revision": 4})
     assert updated.detail == {"revision_before": 3, "revision": 4}
     assert await state.get_operation("op-1") == updated
     assert await state.finish_operation("op-1", OperationState.SUCCEEDED, message="done in 12s")
@@ -211,7 +233,7 @@ async def test_operations_lifecycle(state: State) -> None:
     assert done.finished_at is not None
     assert await state.running_operation_for("nova") is None
     assert [op.id for op in await state.unfinished_operations()] == ["op-2"]
-    assert await state.update_operation("nope", message_ref="x") is None
+    assert await state.update_operation("nope", {"revision": 5}) is None
 
 
 async def test_audit_filters_and_order(state: State) -> None:
