@@ -14,9 +14,9 @@ TERMINAL = Budget(max_lines=40, max_chars=6000)  # a screenful; the rest is in t
 
 
 def file_of(reply: Reply) -> Attachment | None:
-    """The file a reply goes with on the terminal: its own, or the whole of it when cut."""
+    """The file a reply goes with on the terminal when it is cut: its own, or the whole of it."""
     fitted = fit(reply.with_mentions(plain_mention), TERMINAL)
-    return fitted.file if fitted.cut or reply.attachment is not None else None
+    return fitted.file
 
 
 def render_reply(reply: Reply, attachment_path: str | None = None) -> str:
@@ -26,7 +26,7 @@ def render_reply(reply: Reply, attachment_path: str | None = None) -> str:
     table = reply.table.model_copy(update={"rows": fitted.table_rows}) if reply.table else None
     shown = Reply(title=reply.title, lines=fitted.lines, table=table, fields=reply.fields)
     text = _MARKS[reply.tone] + shown.text
-    if fitted.file is not None and (fitted.cut or reply.attachment is not None):
+    if fitted.file is not None:
         where = attachment_path or fitted.file.filename
         lines = fitted.file.content.count("\n")
         text += f"\n[full output: {where} ({lines} lines)]"

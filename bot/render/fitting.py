@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from commands.core.formatting import truncate
 from commands.core.models import Attachment, Reply
 
 
@@ -22,7 +23,8 @@ class Budget:
 
 @dataclass(frozen=True)
 class Fitted:
-    """The lines and table rows to show, and the file to attach (None: everything shows)."""
+    """The lines and table rows to show, and the file to attach (None: everything shows, so a
+    reply's own attachment, the whole of its content, need not be sent)."""
 
     lines: list[str]
     table_rows: list[list[str]]
@@ -35,6 +37,8 @@ def _tail(items: list[str], budget: Budget) -> list[str]:
     used = 0
     for item in reversed(items[-budget.max_lines :] if budget.max_lines else []):
         if used + len(item) + 1 > budget.max_chars:
+            if not kept:  # one line longer than the budget: show its start
+                kept.append(truncate(item, budget.max_chars))
             break
         kept.append(item)
         used += len(item) + 1
@@ -52,7 +56,7 @@ def fit(reply: Reply, budget: Budget) -> Fitted:
         <= budget.max_chars
         and len(rows) <= budget.max_lines
     ):
-        return Fitted(reply.lines, rows, reply.attachment, 0)
+        return Fitted(reply.lines, rows, None, 0)
     if rows:
         shown_rows = rows[len(rows) - len(_tail(row_texts, budget)) :]
         lines = _tail(reply.lines, Budget(budget.max_lines, budget.max_chars // 4))

@@ -161,6 +161,14 @@ class RolloutConfig(_Section):
     verify_seconds: float = Field(default=60.0, ge=0)
 
 
+class LogsConfig(_Section):
+    """What `/logs` may read."""
+
+    # The total read across all pods, shared equally between them (at most 1 MiB a pod); the
+    # newest lines are kept. Bounds the bot's memory whatever the number of pods.
+    max_total_bytes: int = Field(default=4 << 20, ge=64 << 10, le=64 << 20)
+
+
 def _default_state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
     return Path(base) / "holmbot"
@@ -182,6 +190,7 @@ class Config(BaseSettings):
     backup: BackupConfig = BackupConfig()
     health: HealthConfig = HealthConfig()
     rollout: RolloutConfig = RolloutConfig()
+    logs: LogsConfig = LogsConfig()
     protected_services: Annotated[list[str], NoDecode] = Field(default_factory=list)
     access: AccessConfig = AccessConfig()
     state_dir: Path = Field(default_factory=_default_state_dir)

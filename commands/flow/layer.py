@@ -253,7 +253,7 @@ class CommandLayer:
             case HistoryCommand():
                 return await rollouts.history(command.service)
             case LogsCommand():
-                return await show_logs(command, clients.kube)
+                return await show_logs(command, clients.kube, clients.config.logs.max_total_bytes)
             case BackupCreateCommand() | BackupListCommand() | BackupRestoreCommand():
                 return await run_backup_command(command, clients.backup)
             case HealthCommand():

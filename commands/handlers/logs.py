@@ -2,29 +2,30 @@
 
 Every pod's log is read concurrently with timestamps, so lines from several pods are merged in
 time order, each prefixed with its pod. With `--grep`, up to `MAX_TAIL` lines per pod are read
-and the last `--tail` matching lines (case-insensitive) are kept. Output longer than a chat
-message comes as an attachment with the newest lines as a preview.
+and the last `--tail` matching lines (case-insensitive) are kept.
+
+What is read is bounded: `logs.max_total_bytes` across all pods, shared equally (at most
+`POD_LIMIT_BYTES` each), newest lines kept. Decoding, merging and rendering run on a worker
+thread, not the event loop. The reply holds every line (short times) and the whole log as an
+attachment (full timestamps); each renderer shows what fits its platform and sends the file
+when it cuts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from commands.clients.kube import Invalid, Kube, KubeError, NotFound
-from commands.core.formatting import human_seconds, truncate
-from commands.core.models import Attachment, Outcome, Reply, Tone
+from commands.core.formatting import human_seconds
+from commands.core.models import Attachment, Outcome, Reply, ReplyField, Tone
 from commands.core.parser import MAX_TAIL, LogsCommand, close_matches
 
-MAX_MESSAGE_CHARS = 3500
-MAX_MESSAGE_LINES = 40
-PREVIEW_LINES = 15
-PREVIEW_CHARS = 1500
 POD_LIMIT_BYTES = 1 << 20  # per pod and container instance, as the API's limitBytes
 REFIT_ATTEMPTS = 3  # asking again for fewer lines when a pod's answer was cut
-MAX_ATTACHMENT_CHARS = 4 << 20
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 _NO_PREVIOUS = re.compile(r"previous terminated container .* not found")
 _TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z ")
@@ -96,27 +97,32 @@ def _pick_container(pods: list[Obj], wanted: str | None) -> str | None:
 
 @dataclass
 class _PodRead:
-    """What one pod gave: its lines (None: nothing could be read) and a note for the reply."""
+    """What one pod gave: its log (None: nothing could be read) and a note for the reply."""
 
-    lines: list[LogLine] | None
+    pod: str
+    data: bytes | None
     note: str | None = None
 
+    def lines(self, grep: str | None, tail: int) -> list[LogLine]:
+        """The decoded lines; with `grep`, the last `tail` that match (like --tail)."""
+        lines = _split(self.pod, (self.data or b"").decode("utf-8", errors="replace"))
+        if grep:
+            needle = grep.lower()
+            lines = [line for line in lines if needle in line.text.lower()][-tail:]
+        return lines
 
-async def _read_pod(kube: Kube, pod: str, command: LogsCommand, params: dict[str, Any]) -> _PodRead:
-    """The pod's lines, the newest that fit in `POD_LIMIT_BYTES`, or why there are none."""
+
+async def _read_pod(kube: Kube, pod: str, params: dict[str, Any]) -> _PodRead:
+    """The pod's log, the newest lines that fit in `params["limit_bytes"]`, or why there is none."""
     try:
         data, note = await _newest_that_fit(kube, pod, params)
     except Invalid as exc:
         if _NO_PREVIOUS.search(str(exc)):
-            return _PodRead(None, f"no previous (crashed) container for pod {pod}")
-        return _PodRead(None, f"pod {pod}: {exc}")
+            return _PodRead(pod, None, f"no previous (crashed) container for pod {pod}")
+        return _PodRead(pod, None, f"pod {pod}: {exc}")
     except NotFound:
-        return _PodRead(None, f"pod {pod} is gone")
-    lines = _split(pod, data.decode("utf-8", errors="replace"))
-    if command.grep:  # like --tail: the last N matching lines of each pod
-        needle = command.grep.lower()
-        lines = [line for line in lines if needle in line.text.lower()][-command.tail :]
-    return _PodRead(lines, note)
+        return _PodRead(pod, None, f"pod {pod} is gone")
+    return _PodRead(pod, data, note)
 
 
 async def _newest_that_fit(
@@ -127,30 +133,31 @@ async def _newest_that_fit(
     The API keeps the first bytes of the lines asked for, so a cut answer lacks the newest
     ones: ask for as many lines as did fit, until the answer is whole.
     """
+    limit = params["limit_bytes"]
     data = await kube.read_pod_log(pod, **params)
     tail = params["tail_lines"]
     for _ in range(REFIT_ATTEMPTS):
-        if len(data) < POD_LIMIT_BYTES:
-            return data, None if tail == params["tail_lines"] else _fit_note(pod, tail)
+        if len(data) < limit:
+            return data, None if tail == params["tail_lines"] else _fit_note(pod, tail, limit)
         tail = max(1, min(tail, data.count(b"\n")) - 1)
         data = await kube.read_pod_log(pod, **{**params, "tail_lines": tail})
     whole = data[: data.rfind(b"\n") + 1]  # still cut: keep its complete lines
-    return whole, _fit_note(pod, whole.count(b"\n"))
+    return whole, _fit_note(pod, whole.count(b"\n"), limit)
 
 
-def _fit_note(pod: str, lines: int) -> str:
-    limit = POD_LIMIT_BYTES >> 20
-    return f"pod {pod}: only its newest {lines} lines fit in {limit} MiB"
+def _fit_note(pod: str, lines: int, limit: int) -> str:
+    size = f"{limit >> 20} MiB" if limit % (1 << 20) == 0 else f"{limit >> 10} KiB"
+    return f"pod {pod}: only its newest {lines} lines fit in {size}"
 
 
-def _params(command: LogsCommand, container: str | None) -> dict[str, Any]:
+def _params(command: LogsCommand, container: str | None, limit_bytes: int) -> dict[str, Any]:
     return {
         "container": container,
         "previous": command.previous or None,
         "tail_lines": MAX_TAIL if command.grep else command.tail,
         "since_seconds": command.since_seconds,
         "timestamps": True,
-        "limit_bytes": POD_LIMIT_BYTES,
+        "limit_bytes": limit_bytes,
     }
 
 
@@ -181,53 +188,40 @@ def _failed(service: str, exc: KubeError) -> Outcome:
     return Outcome(reply, failed=True)
 
 
-def _layout(
-    service: str, title: str, lines: list[LogLine], notes: list[str], with_pod: bool
-) -> Reply:
-    """Lines in the message when they fit, else an attachment and a preview of the newest."""
-    short = [line.render(with_pod, short_time=True) for line in lines]
-    if len(short) <= MAX_MESSAGE_LINES and sum(len(s) + 1 for s in short) <= MAX_MESSAGE_CHARS:
-        return Reply(title=title, lines=[*notes, *short])
-    full = "\n".join(line.render(with_pod, short_time=False) for line in lines) + "\n"
-    in_file = f"all {len(lines)}"
-    if len(full) > MAX_ATTACHMENT_CHARS:
-        full = full[-MAX_ATTACHMENT_CHARS:].split("\n", 1)[-1]
-        kept = full.count("\n")
-        in_file = f"the newest {kept} of {len(lines)}"
-    preview: list[str] = []
-    for line in reversed(short[-PREVIEW_LINES:]):
-        if sum(len(s) + 1 for s in preview) + len(line) > PREVIEW_CHARS:
-            if not preview:  # one very long line: show its start
-                preview.append(truncate(line, PREVIEW_CHARS))
-            break
-        preview.insert(0, line)
-    notes = [*notes, f"newest {len(preview)} lines below; {in_file} in the file"]
+def _assemble(command: LogsCommand, results: list[_PodRead], with_pod: bool) -> Reply:
+    """Decode, merge in time order and render (CPU work: run off the event loop)."""
+    notes = [result.note for result in results if result.note]
+    read = [result for result in results if result.data is not None]
+    if not read:
+        return Reply(title=f"No logs for {command.service}", tone=Tone.WARNING, lines=notes)
+    per_pod = [result.lines(command.grep, command.tail) for result in read]
+    lines = list(heapq.merge(*per_pod, key=lambda line: line.key))  # each pod's is in order
+    del per_pod
+    full = "".join(line.render(with_pod, short_time=False) + "\n" for line in lines)
+    shown = [line.render(with_pod, short_time=True) for line in lines]
     return Reply(
-        title=title,
-        lines=[*notes, *preview],
-        attachment=Attachment(filename=f"{service}-logs.txt", content=full),
+        title=_describe(command, len(read), len(lines)),
+        lines=shown,
+        fields=[ReplyField(name="note", value=note) for note in notes],
+        attachment=Attachment(filename=f"{command.service}-logs.txt", content=full),
     )
 
 
-async def show_logs(command: LogsCommand, kube: Kube) -> Outcome:
-    """`/logs SERVICE ...` -> a reply with the lines, or an attachment and a preview."""
+async def show_logs(command: LogsCommand, kube: Kube, max_total_bytes: int = 4 << 20) -> Outcome:
+    """`/logs SERVICE ...` -> every line read (within `max_total_bytes`), and the whole log as
+    a file for renderers that cannot show it all."""
     try:
         pods = await _pods(kube, command.service)
         container = _pick_container(pods, command.container)
-        params = _params(command, container)
+        limit = min(POD_LIMIT_BYTES, max(1, max_total_bytes // len(pods)))
+        params = _params(command, container, limit)
         results = await asyncio.gather(
-            *(_read_pod(kube, pod["metadata"]["name"], command, params) for pod in pods)
+            *(_read_pod(kube, pod["metadata"]["name"], params) for pod in pods)
         )
     except LogsProblem as problem:
         reply = Reply(title=problem.title, tone=Tone.WARNING, lines=problem.lines)
         return Outcome(reply, refused=True)
     except KubeError as exc:
         return _failed(command.service, exc)
-    notes = [result.note for result in results if result.note]
-    read = [result.lines for result in results if result.lines is not None]
-    if not read:
-        title = f"No logs for {command.service}"
-        return Outcome(Reply(title=title, tone=Tone.WARNING, lines=notes))
-    lines = sorted((line for pod_lines in read for line in pod_lines), key=lambda ln: ln.key)
-    title = _describe(command, len(read), len(lines))
-    return Outcome(_layout(command.service, title, lines, notes, with_pod=len(pods) > 1))
+    reply = await asyncio.to_thread(_assemble, command, list(results), len(pods) > 1)
+    return Outcome(reply)

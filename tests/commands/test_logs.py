@@ -5,17 +5,25 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from bot.render.fitting import Budget, fit
 from commands.clients.kube import Kube
 from commands.core.config import KubernetesConfig
 from commands.core.models import Reply, Tone
 from commands.core.parser import parse_command
-from commands.handlers.logs import MAX_MESSAGE_LINES, PREVIEW_LINES, show_logs
+from commands.handlers.logs import show_logs
 from sandbox.serving import write_kubeconfig
 from tests.commands.world import Container, World
 
+CHAT = Budget(max_lines=40, max_chars=3500)
 
-async def logs(world: World, text: str) -> Reply:
-    return (await show_logs(parse_command(text), world.kube)).reply  # type: ignore[arg-type]
+
+async def logs(world: World, text: str, max_total_bytes: int = 4 << 20) -> Reply:
+    command = parse_command(text)
+    return (await show_logs(command, world.kube, max_total_bytes)).reply  # type: ignore[arg-type]
+
+
+def notes(reply: Reply) -> list[str]:
+    return [field.value for field in reply.fields if field.name == "note"]
 
 
 def bodies(reply: Reply) -> list[str]:
@@ -30,7 +38,7 @@ async def test_one_pod_lines_without_prefix(world: World) -> None:
     assert reply.title == "nova logs: 3 lines from 1 pod"
     assert reply.tone == Tone.INFO
     assert bodies(reply) == ["starting", "listening on :8080", "GET /"]
-    assert reply.attachment is None
+    assert fit(reply, CHAT).file is None  # it all shows: no file to send
 
 
 async def test_several_pods_merged_in_time_order_with_pod_prefix(world: World) -> None:
@@ -75,8 +83,8 @@ async def test_previous_shows_the_crashed_container(world: World) -> None:
     healthy = world.pod("nova", "fine1", Container("nova", logs=["ok"]))["metadata"]["name"]
     reply = await logs(world, "logs nova --previous")
     assert reply.title == "nova logs: 2 lines from previous (crashed) containers"
-    assert f"no previous (crashed) container for pod {healthy}" in reply.lines
-    assert [line.split(" ", 2)[2] for line in reply.lines[1:]] == [
+    assert notes(reply) == [f"no previous (crashed) container for pod {healthy}"]
+    assert [line.split(" ", 2)[2] for line in reply.lines] == [
         "starting",
         "panic: missing DATABASE_URL",
     ]
@@ -108,21 +116,22 @@ async def test_multi_container_pod_asks_for_a_container(world: World) -> None:
     assert reply.lines == ["containers: gateway, envoy"]
 
 
-async def test_long_output_becomes_an_attachment_with_a_preview(world: World) -> None:
+async def test_every_line_comes_back_and_the_whole_log_as_a_file(world: World) -> None:
     world.deployment("nova")
     lines = [f"request {n} served in {n % 17} ms" for n in range(300)]
     world.pod("nova", "abcde", Container("nova", logs=lines))
     reply = await logs(world, "logs nova --tail 300")
+    assert bodies(reply) == lines
     assert reply.attachment is not None
     assert reply.attachment.filename == "nova-logs.txt"
     content = reply.attachment.content.splitlines()
     assert [line.split(" ", 1)[1] for line in content] == lines
     assert content[0].endswith("Z request 0 served in 0 ms")  # full RFC 3339 timestamps
-    preview = bodies(reply)
-    assert 0 < len(preview) <= PREVIEW_LINES < MAX_MESSAGE_LINES
-    assert preview == lines[-len(preview) :]
-    assert f"newest {len(preview)} lines below; all 300 in the file" in reply.lines
-    assert len(reply.text) < 3500
+    fitted = fit(reply, CHAT)  # what a chat renderer does with it
+    assert fitted.file == reply.attachment
+    shown = [line.split(" ", 1)[1] for line in fitted.lines]
+    assert 0 < len(shown) <= 40 and shown == lines[-len(shown) :]
+    assert fitted.cut == 300 - len(shown)
 
 
 def busy_log(count: int, last: str) -> list[str]:
@@ -144,19 +153,25 @@ async def test_a_busy_pods_newest_lines_are_kept_when_its_log_is_over_the_limit(
     assert tail.attachment is not None
     assert tail.attachment.content.splitlines()[-1].endswith("Z ERROR newest")
     for reply in (grep, tail):
-        note = next(line for line in reply.lines if line.startswith(f"pod {name}: "))
+        (note,) = notes(reply)
         assert re.fullmatch(rf"pod {name}: only its newest \d+ lines fit in 1 MiB", note), note
 
 
-async def test_an_attachment_over_its_cap_says_how_many_lines_it_holds(world: World) -> None:
-    world.deployment("nova", replicas=5)
-    for suffix in "abcde":
-        world.pod("nova", suffix * 5, Container("nova", logs=busy_log(900, f"{suffix} last")))
-    reply = await logs(world, "logs nova --tail 900")
+async def test_the_total_read_is_capped_across_pods_keeping_each_pods_newest_lines(
+    world: World,
+) -> None:
+    world.deployment("nova", replicas=10)
+    for suffix in "abcdefghjk":
+        world.pod("nova", suffix * 5, Container("nova", logs=busy_log(1000, f"{suffix} last")))
+    reply = await logs(world, "logs nova --tail 1000", max_total_bytes=1 << 20)
     assert reply.attachment is not None
-    held = len(reply.attachment.content.splitlines())
-    assert held < 4500
-    assert any(line.endswith(f"; the newest {held} of 4500 in the file") for line in reply.lines)
+    as_read = [line.split("] ", 1)[1] for line in reply.attachment.content.splitlines()]
+    assert sum(len(line.encode()) + 1 for line in as_read) <= 1 << 20  # what the API sent
+    assert {line.rsplit(" ", 2)[-2] for line in reply.lines if line.endswith(" last")} == set(
+        "abcdefghjk"
+    )
+    assert len(notes(reply)) == 10
+    assert all(re.search(r"only its newest \d+ lines fit in 102 KiB$", n) for n in notes(reply))
 
 
 async def test_unknown_service_suggests_close_names(world: World) -> None:
@@ -190,5 +205,6 @@ async def test_one_huge_line_is_previewed_cut_short(world: World) -> None:
     reply = await logs(world, "logs nova")
     assert reply.attachment is not None
     assert "x" * 5000 in reply.attachment.content
-    assert reply.lines[-1].endswith("x…")
-    assert len(reply.text) < 3500
+    fitted = fit(reply, CHAT)
+    assert fitted.lines[-1].endswith("x…") and len(fitted.lines[-1]) == CHAT.max_chars
+    assert fitted.file == reply.attachment

@@ -66,7 +66,7 @@ async def test_logs_previous_after_a_crash_with_rollback_only_reported(
         crashed_pods(sandbox, "v2-broken")
     )
     for name in healthy:
-        assert f"no previous (crashed) container for pod {name}" in lines
+        assert f"note: no previous (crashed) container for pod {name}" in lines
     ours = [line for line in lines if line.startswith(f"[{crashed}] ")]
     assert ours[-1].endswith(f" {CRASH_LINE}"), logs
     theirs = await kubectl(sandbox.kubeconfig, "-n", NS, "logs", crashed, "--previous")
