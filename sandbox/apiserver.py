@@ -1,9 +1,15 @@
 """The sandbox's Kubernetes API server: the REST and watch protocol kubectl and clients speak.
 
-Serves discovery, list/watch/get/create/replace/patch/delete on the resources in
-`sandbox.resources`, the `status` and `scale` subresources, pod logs, Table output for
-`kubectl get`, and Kubernetes-shaped `Status` errors: a bad
-request never gets a traceback.
+Serves discovery, OpenAPI v3 (`sandbox.openapi`), list/watch/get/create/replace/patch/delete
+on the resources in `sandbox.resources`, the `status` and `scale` subresources, pod logs,
+Table output for `kubectl get`, and Kubernetes-shaped `Status` errors: a bad request never
+gets a traceback.
+
+Writes honour `dryRun=All` (checked, answered, not stored) and `fieldValidation`: fields a
+kind does not have (at the top level and in `metadata`) are dropped, as decoding into the
+API's types drops them, with a `Warning` header (`Warn`, the default), silently (`Ignore`), or
+refused with 400 (`Strict`, what kubectl sends). Every resource request is appended to
+`requests` as the authorizer would see it (`sandbox.recorder`).
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox import tables
+from sandbox import openapi, tables
 from sandbox.defaults import apply_defaults, require_object, validate
 from sandbox.patching import PatchError, apply_patch
 from sandbox.podlogs import PodLogs
-from sandbox.resources import ALL_RESOURCES, PODS, ResourceType, find_resource
+from sandbox.recorder import ApiRequest, authorizer_verb
+from sandbox.resources import ALL_RESOURCES, PODS, SERVICES, ResourceType, find_resource
 from sandbox.selectors import SelectorError, field_selector, label_selector, selector_to_string
+from sandbox.service_ips import assign_cluster_ip, keep_cluster_ip
 from sandbox.store import ApiError, ObjectStore
 
 log = logging.getLogger(__name__)
@@ -38,11 +46,34 @@ SERVER_VERSION = {
     "platform": "linux/arm64",
 }
 DEFAULT_WATCH_TIMEOUT = 1800
+FIELD_VALIDATIONS = ("Ignore", "Warn", "Strict")
+OBJECT_META_FIELDS = frozenset(
+    {
+        "name",
+        "generateName",
+        "namespace",
+        "selfLink",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "labels",
+        "annotations",
+        "ownerReferences",
+        "finalizers",
+        "managedFields",
+    }
+)
 
 
-def _json(body: Any, status: int = 200) -> web.Response:
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
-        status=status, body=json.dumps(body).encode(), content_type="application/json"
+        status=status,
+        body=json.dumps(body).encode(),
+        content_type="application/json",
+        headers=headers,
     )
 
 
@@ -72,6 +103,45 @@ def _int_param(request: web.Request, name: str) -> int | None:
 
 def _bool_param(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in ("true", "1")
+
+
+def _dry_run(request: web.Request) -> bool:
+    """`dryRun=All` given: check and answer the write, store nothing."""
+    values = request.query.getall("dryRun", [])
+    for value in values:
+        if value != "All":
+            raise _bad_request(f'Invalid dryRun value: "{value}": supported values: "All"')
+    return bool(values)
+
+
+def _unknown_fields(resource: ResourceType, body: Obj) -> list[str]:
+    """Drop, and name, the top-level and metadata fields `resource`'s kind does not have."""
+    known = {"apiVersion", "kind", "metadata", *resource.fields}
+    unknown = [field for field in body if field not in known]
+    meta = body.get("metadata")
+    extra_meta = [f for f in meta if f not in OBJECT_META_FIELDS] if isinstance(meta, dict) else []
+    for field in unknown:
+        del body[field]
+    for field in extra_meta:
+        del meta[field]  # type: ignore[union-attr]
+    return [*unknown, *(f"metadata.{field}" for field in extra_meta)]
+
+
+def _field_warnings(request: web.Request, resource: ResourceType, body: Obj) -> dict[str, str]:
+    """Apply `fieldValidation` to a write's object; the `Warning` headers to answer with."""
+    directive = request.query.get("fieldValidation") or "Warn"
+    if directive not in FIELD_VALIDATIONS:
+        raise _bad_request(
+            f'fieldValidation: Unsupported value: "{directive}": supported values: '
+            + ", ".join(f'"{value}"' for value in FIELD_VALIDATIONS)
+        )
+    unknown = _unknown_fields(resource, body)
+    if not unknown or directive == "Ignore":
+        return {}
+    found = [f'unknown field "{field}"' for field in unknown]
+    if directive == "Strict":
+        raise _bad_request("strict decoding error: " + ", ".join(found))
+    return {"Warning": ", ".join("299 - " + json.dumps(text) for text in found)}
 
 
 def _wants_table(request: web.Request) -> bool:
@@ -107,8 +177,11 @@ class ApiServer:
 
     def __init__(self, store: ObjectStore, logs: PodLogs | None = None) -> None:
         self.store, self.logs = store, logs
+        self.requests: list[ApiRequest] = []
         self.app = web.Application(middlewares=[self._errors])
         self.app.router.add_get("/version", self._version)
+        self.app.router.add_get("/openapi/v3", self._openapi_discovery)
+        self.app.router.add_get("/openapi/v3/{path:.+}", self._openapi_document)
         for probe in ("/healthz", "/readyz", "/livez"):
             self.app.router.add_get(probe, self._ok)
         self.app.router.add_get("/api", self._core_versions)
@@ -150,6 +223,15 @@ class ApiServer:
 
     async def _version(self, request: web.Request) -> web.Response:
         return _json(SERVER_VERSION)
+
+    async def _openapi_discovery(self, request: web.Request) -> web.Response:
+        return _json(openapi.discovery())
+
+    async def _openapi_document(self, request: web.Request) -> web.Response:
+        document = openapi.document_at(request.match_info["path"])
+        if document is None:
+            raise _not_served()
+        return _json(document)
 
     async def _core_versions(self, request: web.Request) -> web.Response:
         return _json(
@@ -196,7 +278,7 @@ class ApiServer:
                     "kind": resource.kind,
                     "verbs": list(resource.verbs),
                     "shortNames": list(resource.short_names),
-                    **({"categories": ["all"]} if resource.namespaced else {}),
+                    **({"categories": list(resource.categories)} if resource.categories else {}),
                 }
             )
             for sub in resource.subresources:
@@ -247,12 +329,24 @@ class ApiServer:
             raise _not_served()
         if resource.namespaced is False and namespace is not None:
             raise _not_served()
-        if len(parts) == 1:
-            return await self._collection(request, resource, namespace)
         if len(parts) > 3 or (len(parts) == 3 and parts[2] not in resource.subresources):
             raise _not_served()
+        self._record(request, resource, namespace, parts)
+        if len(parts) == 1:
+            return await self._collection(request, resource, namespace)
         return await self._item(
             request, resource, namespace, parts[1], parts[2] if len(parts) == 3 else None
+        )
+
+    def _record(
+        self, request: web.Request, resource: ResourceType, namespace: str | None, parts: list[str]
+    ) -> None:
+        verb = authorizer_verb(request.method, len(parts) > 1, _bool_param(request, "watch"))
+        subresource = parts[2] if len(parts) == 3 else ""
+        if not resource.namespaced and resource.plural == "namespaces" and len(parts) > 1:
+            namespace = parts[1]  # a namespace object is authorized within itself
+        self.requests.append(
+            ApiRequest(verb, resource.group, resource.plural, subresource, namespace)
         )
 
     # collections
@@ -284,17 +378,25 @@ class ApiServer:
                 raise _method_not_allowed()
             body = require_object(await _decode_body(request))
             self._check_kind(resource, body)
-            apply_defaults(resource, body)
-            validate(resource, body)
+            warnings = _field_warnings(request, resource, body)
             if "status" in resource.subresources:
                 body.pop("status", None)
-            created = self.store.create(resource, body, namespace)
-            return _json(created, 201)
+            apply_defaults(resource, body)
+            validate(resource, body)
+            if resource is SERVICES:
+                taken = {svc["spec"].get("clusterIP", "") for svc in self.store.list(SERVICES)}
+                assign_cluster_ip(body, taken)
+            created = self.store.create(resource, body, namespace, dry_run=_dry_run(request))
+            return _json(created, 201, warnings)
         if request.method == "DELETE":
             predicate = self._predicate(request)
+            dry_run = _dry_run(request)
             deleted = [
                 self.store.delete(
-                    resource, item["metadata"].get("namespace", ""), item["metadata"]["name"]
+                    resource,
+                    item["metadata"].get("namespace", ""),
+                    item["metadata"]["name"],
+                    dry_run=dry_run,
                 )
                 for item in self.store.list(resource, namespace, predicate)
             ]
@@ -376,7 +478,7 @@ class ApiServer:
             if meta.get("name") != name:
                 raise _bad_request("the name of the object does not match the name on the URL")
             body["metadata"] = {**meta, "namespace": ns} if resource.namespaced else meta
-            return _json(self._write(resource, body, status_only))
+            return self._write(request, resource, body, status_only)
         if request.method == "PATCH":
             current = self.store.get(resource, ns, name)
             patched = apply_patch(
@@ -391,9 +493,9 @@ class ApiServer:
                 patched["metadata"]["namespace"] = ns
             if patched["metadata"].get("resourceVersion") == current["metadata"]["resourceVersion"]:
                 patched["metadata"].pop("resourceVersion")
-            return _json(self._write(resource, patched, status_only))
+            return self._write(request, resource, patched, status_only)
         if request.method == "DELETE":
-            deleted = self.store.delete(resource, ns, name)
+            deleted = self.store.delete(resource, ns, name, dry_run=_dry_run(request))
             if resource is PODS:
                 return _json(deleted)
             return _json(
@@ -412,13 +514,22 @@ class ApiServer:
             )
         raise _method_not_allowed()
 
-    def _write(self, resource: ResourceType, obj: Obj, status_only: bool) -> Obj:
+    def _write(
+        self, request: web.Request, resource: ResourceType, obj: Obj, status_only: bool
+    ) -> web.Response:
+        """Replace an object (PUT, or a PATCH's result), checked like a create."""
         meta = obj["metadata"]
+        warnings = _field_warnings(request, resource, obj)
         if not status_only:
             old = self.store.get(resource, meta.get("namespace", ""), meta["name"])
+            if resource is SERVICES:
+                keep_cluster_ip(obj, old)
             apply_defaults(resource, obj)
             validate(resource, obj, old)
-        return self.store.update(resource, obj, status_only=status_only)
+        updated = self.store.update(
+            resource, obj, status_only=status_only, dry_run=_dry_run(request)
+        )
+        return _json(updated, 200, warnings)
 
     @staticmethod
     def _check_kind(resource: ResourceType, body: Obj) -> None:
@@ -459,7 +570,7 @@ class ApiServer:
         obj["spec"]["replicas"] = replicas
         if sent_version:
             obj["metadata"]["resourceVersion"] = sent_version
-        updated = self.store.update(resource, obj)
+        updated = self.store.update(resource, obj, dry_run=_dry_run(request))
         return _json(self._scale_of(updated))
 
     @staticmethod

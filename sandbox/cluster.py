@@ -2,7 +2,8 @@
 
 `Sandbox` starts everything on 127.0.0.1 with free ports, seeds it, writes `kubeconfig`,
 `endpoints.json` and a ready bot config `holmbot.yaml` into its state directory, and stops
-everything it started (the registry process included).
+everything it started (the registry process included). `api_requests` lists every resource
+request its Kubernetes API was sent, as RBAC sees it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sandbox.endpoints import EndpointsController
 from sandbox.health import Behaviour, HealthBoard, aggregator_url, build_health_app
 from sandbox.health import service_url_template as health_url_template
 from sandbox.kubelet import Kubelet
+from sandbox.recorder import ApiRequest
 from sandbox.registry import RegistryProcess, seed_images
 from sandbox.resources import PODS
 from sandbox.serving import serve_app, write_kubeconfig
@@ -73,6 +75,7 @@ class Sandbox:
         self.controller = DeploymentController(self.store, self.clock)
         self.endpoints_controller = EndpointsController(self.store)
         self.kubelet: Kubelet | None = None
+        self.api: ApiServer | None = None
         self.probe_timeout = probe_timeout
         self._runners: list[web.AppRunner] = []
         self._endpoints: Endpoints | None = None
@@ -84,6 +87,11 @@ class Sandbox:
     @property
     def bot_config_path(self) -> Path:
         return self.state_dir / "holmbot.yaml"
+
+    @property
+    def api_requests(self) -> list[ApiRequest]:
+        """Every resource request the API server was sent so far, oldest first."""
+        return list(self.api.requests) if self.api is not None else []
 
     @property
     def endpoints(self) -> Endpoints:
@@ -104,7 +112,8 @@ class Sandbox:
         self.controller.start()
         self.kubelet.start()
         self.endpoints_controller.start()
-        api_url = await self._serve(ApiServer(self.store, self.kubelet.logs).app)
+        self.api = ApiServer(self.store, self.kubelet.logs)
+        api_url = await self._serve(self.api.app)
         backup_url = await self._serve(self.backup.build_app())
         health_url = await self._serve(
             build_health_app(self.health, probe_timeout=self.probe_timeout)

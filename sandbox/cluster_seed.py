@@ -12,7 +12,6 @@ undo compares equal to its ReplicaSet's. Seeding is idempotent: what exists is l
 from __future__ import annotations
 
 import copy
-import ipaddress
 from typing import Any
 
 from sandbox.controller import (
@@ -31,14 +30,13 @@ from sandbox.controller import (
 from sandbox.resources import DEPLOYMENTS, NAMESPACES, NODES, REPLICASETS, SERVICES, ResourceType
 from sandbox.seed import NAMESPACE, NODE_NAMES, REGISTRY_HOST, STORAGE_NODE, ServiceSeed
 from sandbox.seed import SERVICES as SERVICE_SEEDS
+from sandbox.service_ips import cluster_ip, service_spec
 from sandbox.store import ObjectStore, now_rfc3339
 
 Obj = dict[str, Any]
 
 KUBELET_VERSION = "v1.32.4"
 SEED_NOTE = "(holmbot seed)"
-SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
-RESERVED_CLUSTER_IPS = frozenset({"10.96.0.1", "10.96.0.10", REGISTRY_HOST.split(":")[0]})
 # Sidecar containers' images, mirrored into the private registry like everything else.
 SIDECAR_IMAGES: dict[str, str] = {"envoy": f"{REGISTRY_HOST}/envoy:v1.31.2"}
 SIDECAR_PORTS: dict[str, int] = {"envoy": 9901}
@@ -171,30 +169,9 @@ def node_manifest(name: str, index: int) -> Obj:
 # -- services -------------------------------------------------------------------------------
 
 
-def _cluster_ip(name: str, taken: set[str]) -> str:
-    """A stable address in the service CIDR for `name`."""
-    offset = sum(name.encode()) * 7919 + len(name)
-    while True:
-        address = str(SERVICE_CIDR[2 + offset % (SERVICE_CIDR.num_addresses - 3)])
-        if address not in taken and address not in RESERVED_CLUSTER_IPS:
-            return address
-        offset += 1
-
-
-def _service_spec(ip: str) -> Obj:
-    return {
-        "clusterIP": ip,
-        "clusterIPs": [ip],
-        "ipFamilies": ["IPv4"],
-        "ipFamilyPolicy": "SingleStack",
-        "sessionAffinity": "None",
-        "internalTrafficPolicy": "Cluster",
-    }
-
-
 def kubernetes_service() -> Obj:
     """The API server's own `default/kubernetes` Service."""
-    spec = _service_spec("10.96.0.1")
+    spec = service_spec("10.96.0.1")
     spec.update(
         type="ClusterIP",
         ports=[{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
@@ -210,10 +187,10 @@ def kubernetes_service() -> Obj:
     }
 
 
-def service_manifest(service: ServiceSeed, cluster_ip: str) -> Obj:
+def service_manifest(service: ServiceSeed, ip: str) -> Obj:
     """The service's NodePort Service (ClusterIP when it has no node port), as in runbook 1.1."""
     port: Obj = {"port": service.port, "protocol": "TCP", "targetPort": service.port}
-    spec = _service_spec(cluster_ip)
+    spec = service_spec(ip)
     if service.node_port is not None:
         port["nodePort"] = service.node_port
         spec.update(type="NodePort", externalTrafficPolicy="Cluster")
@@ -398,4 +375,4 @@ def seed_service(store: ObjectStore, service: ServiceSeed) -> None:
         }
         store.update(DEPLOYMENTS, deployment, status_only=True)
     taken = {svc["spec"].get("clusterIP", "") for svc in store.list(SERVICES)}
-    _ensure(store, SERVICES, service_manifest(service, _cluster_ip(service.name, taken)))
+    _ensure(store, SERVICES, service_manifest(service, cluster_ip(service.name, taken)))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.resources import DEPLOYMENTS, PODS, REPLICASETS, ResourceType
+from sandbox.manifests import default_manifest, validate_manifest
+from sandbox.resources import DEPLOYMENTS, JOBS, PODS, REPLICASETS, ResourceType
 from sandbox.store import ApiError, invalid
 
 Obj = dict[str, Any]
@@ -84,6 +85,10 @@ def apply_defaults(resource: ResourceType, obj: Obj) -> None:
         _default_workload(obj)
     elif resource is PODS:
         default_pod_spec(obj.setdefault("spec", {}))
+    else:
+        default_manifest(resource, obj)
+        if resource is JOBS:
+            default_pod_spec(obj["spec"]["template"]["spec"])
 
 
 def _validate_containers(resource: ResourceType, name: str, path: str, pod_spec: Obj) -> None:
@@ -104,12 +109,16 @@ def _validate_containers(resource: ResourceType, name: str, path: str, pod_spec:
 
 
 def validate(resource: ResourceType, obj: Obj, old: Obj | None = None) -> None:
-    """Reject an invalid Deployment, ReplicaSet or Pod with the API server's 422."""
+    """Reject an invalid object with the API server's 422 (`old`: the stored one, on updates)."""
     name = obj.get("metadata", {}).get("name", "")
     if resource is PODS:
         _validate_containers(resource, name, "spec", obj.get("spec") or {})
         return
     if resource not in (DEPLOYMENTS, REPLICASETS):
+        validate_manifest(resource, obj, name, old)
+        if resource is JOBS:
+            template_spec = (obj.get("spec") or {}).get("template", {}).get("spec") or {}
+            _validate_containers(resource, name, "spec.template.spec", template_spec)
         return
     spec = obj.get("spec") or {}
     replicas = spec.get("replicas")

@@ -3,7 +3,9 @@
 One global resourceVersion, uids and creation timestamps, generation bumped only by
 spec changes, optimistic concurrency (409 on a stale write), owner-reference garbage
 collection, and watches that resume from a resourceVersion or answer 410 Gone.
-All methods run on the event loop; none of them block.
+Writes take `dry_run` (the API's `?dryRun=All`): checked and answered in full, not stored,
+no resourceVersion used, no watch or listener told. All methods run on the event loop; none
+of them block.
 """
 
 from __future__ import annotations
@@ -211,7 +213,14 @@ class ObjectStore:
 
     # writes
 
-    def create(self, resource: ResourceType, obj: Obj, namespace: str | None = None) -> Obj:
+    def create(
+        self,
+        resource: ResourceType,
+        obj: Obj,
+        namespace: str | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> Obj:
         """Store a new object, filling in the server-set metadata."""
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
@@ -260,9 +269,14 @@ class ObjectStore:
         meta.pop("deletionTimestamp", None)
         if resource.has_generation:
             meta["generation"] = 1
+        if dry_run:
+            meta.pop("resourceVersion", None)
+            return obj
         return self._write(resource, key, None, obj)
 
-    def update(self, resource: ResourceType, obj: Obj, *, status_only: bool = False) -> Obj:
+    def update(
+        self, resource: ResourceType, obj: Obj, *, status_only: bool = False, dry_run: bool = False
+    ) -> Obj:
         """Replace an object (or only its status), refusing a stale resourceVersion with 409.
 
         A main-resource update keeps the stored status of kinds with a status subresource; a
@@ -299,14 +313,20 @@ class ObjectStore:
         updated["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         if updated == current:
             return copy.deepcopy(current)
+        if dry_run:
+            return updated
         return self._write(resource, key, current, updated)
 
-    def delete(self, resource: ResourceType, namespace: str, name: str) -> Obj:
+    def delete(
+        self, resource: ResourceType, namespace: str, name: str, *, dry_run: bool = False
+    ) -> Obj:
         """Remove an object and, like the garbage collector, everything it owns."""
         key = (resource.plural, self._ns(resource, namespace), name)
         current = self._objects.get(key)
         if current is None:
             raise not_found(resource, name)
+        if dry_run:
+            return copy.deepcopy(current)
         del self._objects[key]
         self._resource_version += 1
         gone_obj = copy.deepcopy(current)

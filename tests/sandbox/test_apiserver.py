@@ -4,32 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
 import pytest
-from kubernetes import client, config, watch
+from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
-from sandbox.apiserver import ApiServer
-from sandbox.resources import DEPLOYMENTS, NAMESPACES
-from sandbox.serving import serve_app, write_kubeconfig
-from sandbox.store import ObjectStore
+from sandbox.resources import DEPLOYMENTS
 from tests.kubectl import kubectl
-
-
-@dataclass
-class Api:
-    store: ObjectStore
-    url: str
-    kubeconfig: Path
-    apps: client.AppsV1Api
-    core: client.CoreV1Api
-
-    def http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url)
+from tests.sandbox.served import Api
 
 
 def deployment(name: str, image: str = "10.110.67.87:5000/nova:v1") -> dict:
@@ -51,22 +33,6 @@ def deployment(name: str, image: str = "10.110.67.87:5000/nova:v1") -> dict:
             },
         },
     }
-
-
-@pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    store = ObjectStore()
-    store.create(NAMESPACES, {"metadata": {"name": "holm"}})
-    runner, url = await serve_app(ApiServer(store).app)
-    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", url, "holm")
-    api_client = config.new_client_from_config(str(kubeconfig))
-    try:
-        yield Api(
-            store, url, kubeconfig, client.AppsV1Api(api_client), client.CoreV1Api(api_client)
-        )
-    finally:
-        api_client.close()
-        await runner.cleanup()
 
 
 def call(function, *args, **kwargs):
