@@ -14,10 +14,11 @@ import copy
 import json
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import yaml
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from commands.core.config import KubernetesConfig
 
 Obj = dict[str, Any]
+T = TypeVar("T")
 Kind = Literal["deployments", "replicasets", "pods", "services", "events"]
 WATCH_SECONDS = 60  # a watch request's server-side timeout: its thread ends by then at worst
 
@@ -140,16 +142,27 @@ class WatchEvent:
 
 
 class Kube:
-    """One namespace of one cluster, through the official client running in threads."""
+    """One namespace of one cluster, through the official client running in threads.
+
+    Calls run on a bounded thread pool of their own (`max_concurrent_calls`), each with the
+    request timeout on connecting and on every read, so a hung API server ties up at most that
+    many threads for at most that long, and never the loop's default executor that the state
+    file, log rendering and everything else share. Watches have their own threads.
+    """
 
     def __init__(
-        self, api_client: ApiClient, namespace: str, request_timeout_seconds: float = 10.0
+        self,
+        api_client: ApiClient,
+        namespace: str,
+        request_timeout_seconds: float = 10.0,
+        max_concurrent_calls: int = 8,
     ) -> None:
         from kubernetes import client
 
         self.api_client = api_client
         self.namespace = namespace
         self.request_timeout = request_timeout_seconds
+        self._executor = ThreadPoolExecutor(max_concurrent_calls, thread_name_prefix="kube")
         self.apps = client.AppsV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
 
@@ -162,6 +175,7 @@ class Kube:
         context: str | None = None,
         in_cluster: bool = False,
         request_timeout_seconds: float = 10.0,
+        max_concurrent_calls: int = 8,
     ) -> Kube:
         """Load a kubeconfig (path and context) or the in-cluster service account. Blocking."""
         from kubernetes import client, config
@@ -193,7 +207,7 @@ class Kube:
             # a kubeconfig that is not YAML, or not a mapping, fails inside the client's loader
             source = "in-cluster service account" if in_cluster else f"kubeconfig {kubeconfig}"
             raise KubeConfigError(f"cannot load Kubernetes settings from {source}: {exc}") from None
-        return cls(api_client, namespace, request_timeout_seconds)
+        return cls(api_client, namespace, request_timeout_seconds, max_concurrent_calls)
 
     @classmethod
     async def from_config(cls, settings: KubernetesConfig, namespace: str) -> Kube:
@@ -206,6 +220,7 @@ class Kube:
                 context=settings.context,
                 in_cluster=settings.use_in_cluster(),
                 request_timeout_seconds=settings.request_timeout_seconds,
+                max_concurrent_calls=settings.max_concurrent_calls,
             )
         )
 
@@ -216,6 +231,7 @@ class Kube:
 
     async def close(self) -> None:
         await asyncio.to_thread(self.api_client.close)
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -242,7 +258,7 @@ class Kube:
 
     async def read_pod_log(self, pod: str, **params: Any) -> bytes:
         """A pod's log as sent; `params` are the client's (container, previous, tail_lines ...)."""
-        return await asyncio.to_thread(
+        return await self._in_pool(
             self._request_blocking, self.core.read_namespaced_pod_log, pod, self.namespace, **params
         )
 
@@ -306,7 +322,11 @@ class Kube:
         return methods[kind]
 
     async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(self.call_blocking, method, *args, **kwargs)
+        return await self._in_pool(self.call_blocking, method, *args, **kwargs)
+
+    async def _in_pool(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
 
     def call_blocking(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call one client method (in a worker thread) and return its decoded JSON body."""

@@ -71,6 +71,7 @@ class KubernetesConfig(_Section):
     context: str | None = None
     in_cluster: bool | None = None  # None: in-cluster when the service-account token exists
     request_timeout_seconds: Seconds = 10.0
+    max_concurrent_calls: int = Field(default=8, ge=1, le=64)  # threads for Kubernetes calls
 
     @field_validator("kubeconfig")
     @classmethod
