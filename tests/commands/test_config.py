@@ -220,3 +220,23 @@ def test_credentials_in_service_urls_are_refused(tmp_path: Path, url: str) -> No
     assert "backup.url" in str(refused.value)
     assert "credentials" in str(refused.value)
     assert "s3cret" not in str(refused.value)
+
+
+def test_a_bad_value_of_a_secret_looking_setting_is_never_echoed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class WithSecrets(Config):
+        api_token: int = 0
+        signing_key: list[int] = []
+
+    monkeypatch.setenv("HOLMBOT_API_TOKEN", "xoxb-not-a-number")
+    monkeypatch.setenv("HOLMBOT_SIGNING_KEY", '["s3cr3t"]')
+    monkeypatch.setenv("HOLMBOT_NAMESPACE", "Not_A_Name")
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, model=WithSecrets)
+    message = str(raised.value)
+    assert "api_token: Input should be a valid integer" in message
+    assert "environment HOLMBOT_API_TOKEN" in message
+    assert "signing_key" in message
+    assert "xoxb-not-a-number" not in message and "s3cr3t" not in message
+    assert "'Not_A_Name' is not a Kubernetes name" in message  # other values still help
