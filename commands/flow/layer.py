@@ -485,7 +485,7 @@ class CommandLayer:
             channel=invocation.channel,
             detail={"text": invocation.text, "revision_before": revision_before, **audit},
         )
-        await self.state.start_operation(operation)
+        await self.state.start_operation(operation, for_request=request_id)
         feed = self.record(invocation, command, outcome.operation_id, outcome.progress, started)
         return Outcome(outcome.reply, feed.follow(), operation_id=outcome.operation_id)
 

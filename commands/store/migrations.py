@@ -98,7 +98,8 @@ def _base_schema(db: sqlite_utils.Database) -> None:
 def _message_refs(db: sqlite_utils.Database) -> None:
     """Version 2: any number of chat messages per request or operation, found by
     (platform, channel, message id). The single `message_ref` text columns move there, on the
-    platform and channel of their request or operation, and go."""
+    platform and channel of their request or operation, and go. An executed request names the
+    operation it started."""
     db.table("message_refs").create(
         {
             "platform": str,
@@ -128,6 +129,7 @@ def _message_refs(db: sqlite_utils.Database) -> None:
     db.execute("DROP INDEX IF EXISTS idx_requests_message_ref")
     db.execute("ALTER TABLE requests DROP COLUMN message_ref")
     db.execute("ALTER TABLE operations DROP COLUMN message_ref")
+    db.execute("ALTER TABLE requests ADD COLUMN operation_id TEXT")
 
 
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_base_schema, _message_refs)

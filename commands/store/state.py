@@ -40,6 +40,14 @@ _ID_LENGTH = 4
 T = TypeVar("T")
 
 
+def _insert_statement(
+    table: str, row: dict[str, Any], verb: str = "INSERT"
+) -> tuple[str, list[Any]]:
+    columns = ", ".join(f'"{name}"' for name in row)
+    marks = ", ".join("?" for _ in row)
+    return f"{verb} INTO {table} ({columns}) VALUES ({marks})", list(row.values())
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -115,6 +123,7 @@ class ApprovalRequest(_Row):
     status: RequestStatus = RequestStatus.PENDING
     created_at: datetime
     finished_at: datetime | None = None
+    operation_id: str | None = None  # the operation it started, once executed
 
     def invocation(self) -> Invocation:
         """The original invocation: who asked, where, what."""
@@ -446,9 +455,22 @@ class State:
 
     # --- tracked operations ---------------------------------------------------------------
 
-    async def start_operation(self, operation: TrackedOperation) -> TrackedOperation:
-        await self._run(self._insert, "operations", operation.to_row())
+    async def start_operation(
+        self, operation: TrackedOperation, *, for_request: str | None = None
+    ) -> TrackedOperation:
+        """Record a started operation; with `for_request`, link that executed request to it in
+        the same transaction, so no restart sees one without the other."""
+        await self._run(self._start_operation, operation, for_request)
         return operation
+
+    def _start_operation(self, operation: TrackedOperation, for_request: str | None) -> None:
+        with self._conn().conn as conn:
+            conn.execute(*_insert_statement("operations", operation.to_row()))
+            if for_request is not None:
+                conn.execute(
+                    "UPDATE requests SET operation_id = ? WHERE id = ? AND status = ?",
+                    [operation.id, for_request, RequestStatus.EXECUTED.value],
+                )
 
     async def update_operation(
         self, operation_id: str, detail: dict[str, Any]
@@ -485,11 +507,7 @@ class State:
             purpose=purpose,
             created_at=utcnow(),
         )
-        row = bound.to_row()
-        columns = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        sql = f"INSERT OR REPLACE INTO message_refs ({columns}) VALUES ({marks})"
-        await self._run(self._write, sql, list(row.values()))
+        await self._run(self._insert, "message_refs", bound.to_row(), "INSERT OR REPLACE")
         return bound
 
     async def find_message(
@@ -613,14 +631,10 @@ class State:
         with self._conn().conn as conn:
             return conn.execute(sql, args).rowcount
 
-    def _insert(self, table: str, row: dict[str, Any]) -> int:
+    def _insert(self, table: str, row: dict[str, Any], verb: str = "INSERT") -> int:
         """Insert one row (plain SQL: sqlite-utils' insert reads the schema every time)."""
-        columns = ", ".join(f'"{name}"' for name in row)
-        marks = ", ".join("?" for _ in row)
         with self._conn().conn as conn:
-            cursor = conn.execute(
-                f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values())
-            )
+            cursor = conn.execute(*_insert_statement(table, row, verb))
         return cursor.lastrowid or 0
 
     def _query(self, sql: str, args: list[Any]) -> list[dict[str, Any]]:

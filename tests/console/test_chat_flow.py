@@ -130,6 +130,8 @@ async def test_a_click_and_a_reaction_take_the_path_of_typed_text(
         await eventually(lambda: current_image(sandbox, "postgres") == image("postgres", "16.2"))
         request = await layer.state.get_request(request_id)
         assert request is not None and request.status is RequestStatus.EXECUTED
+        operation = await layer.state.get_operation(request.operation_id or "")
+        assert operation is not None and operation.service == "postgres"
         assert deployment(sandbox, "postgres")["metadata"]["generation"] == before + 1
 
         votes = await audit(layer, action="approve", request_id=request_id)
