@@ -1,0 +1,196 @@
+"""How Slack reaches the bot: Socket Mode (the default) with a watchdog, or signed HTTP.
+
+Socket Mode: bolt's `AsyncSocketModeHandler` (aiohttp) asks `apps.connections.open` for a
+WebSocket URL with the app-level token and connects; Slack says `hello` on every new connection,
+then sends envelopes, each acknowledged with its `envelope_id`. slack-sdk reconnects on its own
+when the socket closes or its pings go unanswered, but a connection can also go silent: open and
+answering pings, yet never saying hello or delivering anything (bolt-python#1529). The watchdog
+looks every `watchdog_interval`: a connection that is down, or that has not said hello within
+`hello_timeout` of being made, is replaced (`connect_to_new_endpoint(force=True)`), again each
+`hello_timeout` until a hello comes. Every hello after the first is a reconnect: counted in the
+metrics, and the gap (from when the loss was noticed to the hello) shows in the status.
+
+HTTP: bolt's aiohttp app on `http_host:http_port` at `/slack/events`; bolt checks each request's
+signature (`v0=` HMAC-SHA256 of `v0:TIMESTAMP:BODY` with the signing secret) and answers 401 to a
+bad one or one older than five minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+
+from bot.slack.api import Metrics
+from bot.slack.options import COMMANDS_PATH, SlackOptions
+from commands.core.models import Platform
+
+log = logging.getLogger(__name__)
+
+
+class Connection(Protocol):
+    connected: bool
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    def detail(self) -> str: ...
+
+
+def _at(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%H:%M:%S UTC")
+
+
+class SocketConnection:
+    """Socket Mode, watched."""
+
+    def __init__(self, app: AsyncApp, options: SlackOptions, metrics: Metrics) -> None:
+        if options.app_token is None:
+            raise ValueError("Socket Mode needs the app-level token (HOLMBOT_SLACK__APP_TOKEN)")
+        self.options = options
+        self.metrics = metrics
+        self.handler = AsyncSocketModeHandler(
+            app, options.app_token.get_secret_value(), ping_interval=options.ping_interval
+        )
+        client = self.handler.client
+        client.message_listeners.append(self._on_message)
+        client.on_close_listeners.append(self._on_close)
+        self.connected = False
+        self.reconnects = 0
+        self.last_gap: float | None = None  # seconds without a connection, the last time
+        self._reconnected_at: float | None = None
+        self._lost_at: float | None = None  # time.time() the loss was noticed
+        self._why = ""
+        self._hello_session: object | None = None  # the connection the last hello came on
+        self._session: object | None = None  # the connection the watchdog last saw
+        self._session_since = time.monotonic()
+        self._forced_at = 0.0
+        self._forcing: asyncio.Task[None] | None = None
+        self._hello = asyncio.Event()
+        self._watchdog: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Connect, and wait (bounded) for the first hello; the watchdog takes it from there."""
+        await self.handler.connect_async()
+        try:
+            await asyncio.wait_for(self._hello.wait(), self.options.start_timeout)
+        except TimeoutError:
+            self._lose(f"no hello within {self.options.start_timeout:g}s of connecting")
+            log.warning("Slack Socket Mode: %s", self._why)
+        self._watchdog = asyncio.create_task(self._watch())
+
+    async def close(self) -> None:
+        for task in (self._watchdog, self._forcing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self.handler.close_async()
+        self.connected = False
+
+    def detail(self) -> str:
+        if not self.connected:
+            since = self._lost_at or time.time()
+            return (
+                f"Slack Socket Mode: {self._why or 'not connected'} since {_at(since)} "
+                f"({time.time() - since:.1f}s); reconnecting"
+            )
+        if self.last_gap is not None and self._reconnected_at is not None:
+            return (
+                f"Slack Socket Mode reconnected {self.reconnects} time(s); the last gap was "
+                f"{self.last_gap:.1f}s, ended {_at(self._reconnected_at)}"
+            )
+        return ""
+
+    # --- what the socket says -----------------------------------------------------------------
+
+    async def _on_message(self, client: Any, message: dict[str, Any], _raw: str | None) -> None:
+        if message.get("type") != "hello":
+            return
+        now = time.time()
+        self._hello_session = client.current_session
+        if self._hello.is_set():
+            self.reconnects += 1
+            self.metrics.reconnect(Platform.SLACK)
+            self.last_gap = now - (self._lost_at or now)
+            self._reconnected_at = now
+            log.info("Slack Socket Mode reconnected after %.1fs", self.last_gap)
+        self._hello.set()
+        self._lost_at, self._why = None, ""
+        self.connected = True
+
+    async def _on_close(self, _message: Any) -> None:
+        self._lose("the connection was closed")
+
+    def _lose(self, why: str) -> None:
+        if self._lost_at is None:
+            self._lost_at, self._why = time.time(), why
+            log.warning("Slack Socket Mode: %s", why)
+        self.connected = False
+
+    # --- the watchdog -------------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.watchdog_interval)
+            try:
+                await self.check()
+            except Exception:
+                log.exception("the Slack Socket Mode watchdog failed to look")
+
+    async def check(self) -> None:
+        """Look at the connection once; replace it when it has been down or silent too long."""
+        client = self.handler.client
+        session = client.current_session
+        now = time.monotonic()
+        if session is not self._session:
+            self._session, self._session_since = session, now
+        alive = await client.is_connected()
+        if alive and session is self._hello_session:
+            return
+        self._lose("disconnected" if not alive else "connected, but Slack has not said hello")
+        waited = now - max(self._session_since, self._forced_at)
+        if waited < self.options.hello_timeout:
+            return
+        if self._forcing is None or self._forcing.done():
+            self._forced_at = now
+            log.warning("Slack Socket Mode: %s; replacing the connection", self._why)
+            self._forcing = asyncio.create_task(client.connect_to_new_endpoint(force=True))
+
+
+class HttpConnection:
+    """Slack's requests over HTTP, verified by bolt."""
+
+    def __init__(self, app: AsyncApp, options: SlackOptions) -> None:
+        if options.signing_secret is None:
+            raise ValueError("HTTP mode needs the signing secret (HOLMBOT_SLACK__SIGNING_SECRET)")
+        self.app = app
+        self.options = options
+        self.connected = False
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        runner = web.AppRunner(self.app.web_app(path=COMMANDS_PATH))
+        await runner.setup()
+        site = web.TCPSite(runner, self.options.http_host, self.options.http_port)
+        await site.start()
+        self._runner = runner
+        port = runner.addresses[0][1] if runner.addresses else self.options.http_port
+        self.url = f"http://{self.options.http_host}:{port}{COMMANDS_PATH}"
+        self.connected = True
+        log.info("Slack requests are taken at %s", self.url)
+
+    async def close(self) -> None:
+        self.connected = False
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def detail(self) -> str:
+        return "" if self.connected else "the Slack HTTP endpoint is not listening"
