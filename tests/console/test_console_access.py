@@ -28,6 +28,7 @@ from tests.console.driver import (
     image,
     open_console,
     operation_id,
+    pods,
     rolled_out,
 )
 from tests.polling import eventually
@@ -51,6 +52,20 @@ def revisions(sandbox: Sandbox, name: str) -> int:
     return int(
         deployment(sandbox, name)["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
     )
+
+
+def placed(sandbox: Sandbox, app: str, image: str) -> bool:
+    """A pod of `app` running `image` is bound to a node (so the kubelet runs it)."""
+    return any(
+        pod["spec"].get("nodeName") and image in {c["image"] for c in pod["spec"]["containers"]}
+        for pod in pods(sandbox, app)
+    )
+
+
+def observed(sandbox: Sandbox, name: str) -> bool:
+    """The Deployment controller has seen the Deployment's latest spec."""
+    live = deployment(sandbox, name)
+    return (live.get("status") or {}).get("observedGeneration") == live["metadata"]["generation"]
 
 
 async def test_a_viewer_is_refused_and_told_which_role_it_needs(
@@ -298,24 +313,33 @@ async def test_an_automatic_rollback_cut_off_by_a_stop_is_finished_after_the_res
 ) -> None:
     first = Console(await CommandLayer.open(bot_config))
     op = operation_id(await first.run("as console:alice: deploy nova v2-broken"))
+    # once a broken pod runs, the cluster's controllers stop: the kubelet still crashes it, so
+    # the trigger fires and the undo is written, but the rollback cannot roll out before the stop
+    await eventually(lambda: placed(sandbox, "nova", image("nova", "v2-broken")))
+    await sandbox.controller.stop()
     await eventually(
         lambda: any(
             m.startswith(f"[{op}]") and "rolling back to revision 2" in m
             for m in first.out.messages
         )
     )
-    await first.stop_bot()  # while its rollback rolls out
+    await eventually(lambda: current_image(sandbox, "nova") == image("nova", "v1.1"))
+    await first.stop_bot()
+    cut_off = f"[{op}] ✘ deploy nova:v2-broken failed: tracking stopped ("
+    assert first.final(op).startswith(cut_off), first.text
+    sandbox.controller.start()
+    await eventually(lambda: observed(sandbox, "nova"))  # the controller has seen the undo
     async with open_console(bot_config) as second:
         await second.wait()
-    # usually the stop cut the rollback off and the restart finished it; either way the
-    # deploy is reported failed and rolled back, never as the success of the rollback's rollout
-    cut_off = "tracking stopped" in first.final(op)
-    final = second.final(op) if cut_off else first.final(op)
+    final = second.final(op)
     assert final.startswith(f"[{op}] ✘ deploy nova:v2-broken failed: rollback trigger fired: "), (
         final
     )
-    assert "rolled back to revision 2" in final, final
+    resumed = '; rolled back to revision 2 before the restart (now revision 4); deployment "nova"'
+    assert f"{resumed} successfully rolled out (" in final, final
+    assert f"following deploy nova:v2-broken again ({op})" in second.text, second.text
     assert current_image(sandbox, "nova") == image("nova", "v1.1")
+    assert rolled_out(sandbox, "nova")
     entries = [e for e in await audit_log(bot_config) if e["action"] == "deploy"]
     assert [e["outcome"] for e in entries] == ["auto-rollback"], entries
     async with await State.in_dir(bot_config.state_dir, read_only=True) as state:
