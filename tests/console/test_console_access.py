@@ -207,16 +207,27 @@ async def test_two_distinct_approvals_when_the_policy_says_two(
 async def test_a_request_expires_and_says_so(sandbox: Sandbox, bot_config: Config) -> None:
     short = {"approvals": 1, "approvers": ["admin"], "expires_after": 1}
     config = with_access(bot_config, protected_approval=short)
+    before = desired_state(sandbox, "postgres")
     async with open_console(config) as console:
         rid = request_id(await console.run("as console:alice: restart postgres"))
         expired = await eventually(
             lambda: [m for m in console.out.messages if f"request {rid} expired" in m], 10
         )
-        assert "nothing ran" in expired[0]
+        assert (
+            "restart postgres (asked by console:alice) was not approved in time; nothing ran"
+        ) in expired[0]
         late = await console.run(f"as console:bob: approve {rid}")
-        assert "expired" in late
+        assert late == f"✘ request {rid} is already expired; nothing changed"
+        await console.wait()
+    assert desired_state(sandbox, "postgres") == before
+    writes = [r for r in sandbox.api_requests if r.verb not in ("get", "list", "watch")]
+    assert writes == [], writes  # the bot sent the Kubernetes API no change at all
     entries = [e for e in await audit_log(config) if e.get("request_id") == rid]
-    assert "expired" in [e["outcome"] for e in entries]
+    assert [(e["user"], e["outcome"]) for e in entries] == [
+        ("console:alice", "approval-requested"),
+        ("console:alice", "expired"),
+        ("console:bob", "refused"),
+    ]
 
 
 async def test_pending_request_survives_a_restart_and_runs_exactly_once(
