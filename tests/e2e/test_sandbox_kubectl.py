@@ -181,9 +181,17 @@ async def test_crash_loop_shows_restarts_and_previous_logs(sandbox: Sandbox) -> 
 async def test_logs_by_label_and_replica_sets_listed(sandbox: Sandbox) -> None:
     config = sandbox.kubeconfig
     await settled(sandbox, "gateway")
-    logs = await kubectl(config, "logs", "-l", "app=gateway", "-c", "gateway", "--tail=5", *NS)
+    gateways = pod_names(sandbox, "gateway")
+    assert len(gateways) == 3
+    logs = await kubectl(
+        config, "logs", "-l", "app=gateway", "-c", "gateway", "--tail=5", "--prefix", *NS
+    )
     assert logs.code == 0, logs.stderr
-    assert len(logs.stdout.strip().splitlines()) <= 15
+    # every ready pod has logged its start-up (5 lines) at least: 5 lines from each of the 3
+    lines = logs.stdout.splitlines()
+    sources = [line.split(" ", 1)[0] for line in lines]
+    assert sorted(sources) == sorted(f"[pod/{name}/gateway]" for name in gateways for _ in range(5))
+    assert all(line.split(" ", 1)[1].startswith(("INFO ", "WARN ")) for line in lines), lines
     rs = await kubectl(config, "get", "rs", "-l", "app=gateway", *NS)
     assert rs.stdout.splitlines()[0].split() == ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]
     owned = sandbox.store.list(REPLICASETS, "holm")
