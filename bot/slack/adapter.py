@@ -90,10 +90,23 @@ class SlackAdapter:
             self._notices.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._notices
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.outcomes.editors.settle(), SETTLE_SECONDS)
+        with contextlib.suppress(TimeoutError):  # replies and edits already under way
+            await asyncio.wait_for(self._settle(), SETTLE_SECONDS)
         await self.outcomes.close()
         await self.api.close()
+
+    async def _settle(self) -> None:
+        await self.handlers.idle()
+        await self.outcomes.editors.settle()
+
+    async def idle(self) -> None:
+        """Wait until every listener has returned, every followed operation has been shown
+        to its end and every edit has gone out."""
+        while True:
+            await self.handlers.idle()
+            await self.outcomes.idle()
+            if not self.handlers.running and not self.outcomes.busy:
+                return
 
     def status(self) -> AdapterStatus:
         connection = self.connection

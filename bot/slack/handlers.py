@@ -11,10 +11,11 @@ to invite it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -55,6 +56,23 @@ class Handlers:
         self.metrics = metrics
         self.last_event_at: float | None = None
         self.closing = False
+        self.running: set[asyncio.Task[Any]] = set()  # listeners still at work
+
+    @contextlib.contextmanager
+    def _working(self) -> Iterator[None]:
+        """Count the listener running in this task until it returns."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.running.add(task)
+        try:
+            yield
+        finally:
+            self.running.discard(task)  # type: ignore[arg-type]
+
+    async def idle(self) -> None:
+        """Wait until every listener has returned."""
+        while self.running:
+            await asyncio.wait(list(self.running))
 
     def register(self, app: AsyncApp) -> None:
         """Listen to every slash command and event of the manifest, and to the buttons."""
@@ -79,22 +97,27 @@ class Handlers:
     # --- slash commands -----------------------------------------------------------------------
 
     async def on_command(self, ack: Ack, command: dict[str, Any]) -> None:
-        slash = BY_NAME[command["command"]]
-        place = Place(command["channel_id"], None, command["user_id"])
-        work = asyncio.create_task(self._run_command(slash, command, place))
-        done, _ = await asyncio.wait({work}, timeout=self.options.ack_seconds)
-        if work in done:
-            outcome = work.result()
-            if outcome.duplicate:
-                await ack()
-                return
-            if outcome.reply.private:
-                await ack(response_type="ephemeral", **render(outcome.reply, files=False).message())
-                return
-        typed = f"{slash.name} {command.get('text', '')}".strip()
-        await ack(response_type="in_channel", text=f":hourglass_flowing_sand: `{mrkdwn(typed)}`")
-        outcome = await work
-        await self.outcomes.deliver(outcome, place, requester=f"slack:{place.user}")
+        with self._working():
+            slash = BY_NAME[command["command"]]
+            place = Place(command["channel_id"], None, command["user_id"])
+            work = asyncio.create_task(self._run_command(slash, command, place))
+            done, _ = await asyncio.wait({work}, timeout=self.options.ack_seconds)
+            if work in done:
+                outcome = work.result()
+                if outcome.duplicate:
+                    await ack()
+                    return
+                if outcome.reply.private:
+                    await ack(
+                        response_type="ephemeral", **render(outcome.reply, files=False).message()
+                    )
+                    return
+            typed = f"{slash.name} {command.get('text', '')}".strip()
+            await ack(
+                response_type="in_channel", text=f":hourglass_flowing_sand: `{mrkdwn(typed)}`"
+            )
+            outcome = await work
+            await self.outcomes.deliver(outcome, place, requester=f"slack:{place.user}")
 
     async def _run_command(
         self, slash: SlashCommand, command: dict[str, Any], place: Place
@@ -120,58 +143,63 @@ class Handlers:
 
     async def on_mention(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         """`@holmbot deploy nova v2`: the text after the mention, answered where it was said."""
-        if self.closing:
-            return
-        place = Place(event["channel"], event.get("thread_ts"), event.get("user"))
-        if place.user is None:
-            return
-        user = await self.groups.user(place.user)
-        invocation = Invocation(
-            user=user,
-            channel=place.channel,
-            thread=place.thread,
-            text=mention_text(event.get("text", "")),
-            delivery_id=delivery.of_event(body),
-        )
-        outcome = await self.layer.handle(invocation)
-        await self.outcomes.deliver(outcome, place, requester=user.key)
+        with self._working():
+            if self.closing:
+                return
+            place = Place(event["channel"], event.get("thread_ts"), event.get("user"))
+            if place.user is None:
+                return
+            user = await self.groups.user(place.user)
+            invocation = Invocation(
+                user=user,
+                channel=place.channel,
+                thread=place.thread,
+                text=mention_text(event.get("text", "")),
+                delivery_id=delivery.of_event(body),
+            )
+            outcome = await self.layer.handle(invocation)
+            await self.outcomes.deliver(outcome, place, requester=user.key)
 
     async def on_action(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         """A button: its value is the command it runs, as the user who clicked."""
-        await ack()
-        if self.closing:
-            return
-        channel = (body.get("channel") or {}).get("id") or body["container"]["channel_id"]
-        message = body.get("message") or {}
-        place = Place(channel, message.get("thread_ts"), body["user"]["id"])
-        user = await self.groups.user(body["user"]["id"], body["user"].get("username"))
-        invocation = Invocation(
-            user=user,
-            channel=channel,
-            thread=place.thread,
-            text=action.get("value", ""),
-            delivery_id=delivery.of_trigger(body),
-        )
-        outcome = await self.layer.handle(invocation)
-        await self.outcomes.deliver(outcome, place, requester=user.key)
+        with self._working():
+            await ack()
+            if self.closing:
+                return
+            channel = (body.get("channel") or {}).get("id") or body["container"]["channel_id"]
+            message = body.get("message") or {}
+            place = Place(channel, message.get("thread_ts"), body["user"]["id"])
+            user = await self.groups.user(body["user"]["id"], body["user"].get("username"))
+            invocation = Invocation(
+                user=user,
+                channel=channel,
+                thread=place.thread,
+                text=action.get("value", ""),
+                delivery_id=delivery.of_trigger(body),
+            )
+            outcome = await self.layer.handle(invocation)
+            await self.outcomes.deliver(outcome, place, requester=user.key)
 
     async def on_reaction(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         """An approve or deny reaction on a request message is a vote; taking it off withdraws
         it. A reaction that does not count is explained privately."""
-        name, item = event.get("reaction"), event.get("item") or {}
-        votes = {self.options.approve_reaction: True, self.options.deny_reaction: False}
-        if self.closing or name not in votes or item.get("type") != "message":
-            return
-        user = await self.groups.user(event["user"])
-        removed = event.get("type") == "reaction_removed"
-        ref = MessageRef(platform=Platform.SLACK, channel=item["channel"], message_id=item["ts"])
-        outcome = await self.layer.react(
-            user, ref, approve=votes[name], removed=removed, delivery_id=delivery.of_event(body)
-        )
-        if outcome is None or outcome.duplicate or removed or not outcome.refused:
-            return
-        said = outcome.reply
-        reply = said.model_copy(
-            update={"title": f"your :{name}: does not count: {said.title}", "private": True}
-        )
-        await self.outcomes.tell(Place(item["channel"], None, event["user"]), reply)
+        with self._working():
+            name, item = event.get("reaction"), event.get("item") or {}
+            votes = {self.options.approve_reaction: True, self.options.deny_reaction: False}
+            if self.closing or name not in votes or item.get("type") != "message":
+                return
+            user = await self.groups.user(event["user"])
+            removed = event.get("type") == "reaction_removed"
+            ref = MessageRef(
+                platform=Platform.SLACK, channel=item["channel"], message_id=item["ts"]
+            )
+            outcome = await self.layer.react(
+                user, ref, approve=votes[name], removed=removed, delivery_id=delivery.of_event(body)
+            )
+            if outcome is None or outcome.duplicate or removed or not outcome.refused:
+                return
+            said = outcome.reply
+            reply = said.model_copy(
+                update={"title": f"your :{name}: does not count: {said.title}", "private": True}
+            )
+            await self.outcomes.tell(Place(item["channel"], None, event["user"]), reply)

@@ -222,6 +222,10 @@ class Outcomes:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    @property
+    def busy(self) -> bool:
+        return bool(self._tasks)
+
     async def idle(self) -> None:
         """Wait until every followed operation and every edit has been shown."""
         while self._tasks:

@@ -95,8 +95,9 @@ class Bot:
 
     async def idle(self) -> None:
         """Every notice shown, every followed operation at its end, every edit sent."""
+        await self.adapter.idle()
         await self.layer.notices.join(self.adapter.platform)
-        await self.adapter.outcomes.idle()
+        await self.adapter.idle()
 
 
 @asynccontextmanager
