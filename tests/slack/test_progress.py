@@ -3,6 +3,7 @@ final state, the result in its thread; after a restart the same message goes on.
 
 from __future__ import annotations
 
+import itertools
 import json
 
 from bot.settings import BotConfig
@@ -61,7 +62,7 @@ async def test_a_deploy_is_edited_to_its_end_through_429s_at_most_once_a_second(
     assert any("*Phase*" in s and "▰" in s and "*Service*\\nnova" in s for s in shown), shown
     # at most one touch a second, 429s included, and every 429 was waited out
     calls = touches(slack, progress)
-    gaps = [later.at - earlier.at for earlier, later in zip(calls, calls[1:], strict=False)]
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(calls)]
     assert gaps and min(gaps) >= INTERVAL - SLACK_JITTER, gaps
     limited = [c for c in calls if c.status == 429]
     assert limited, "the fake answered no chat.update with 429"
