@@ -132,7 +132,7 @@ class SlackAdapter:
         refs = [ref for ref in notice.refs if ref.platform is Platform.SLACK]
         if notice.kind in EDITS:
             for ref in refs:
-                self.outcomes.edit(ref, outcome.reply)
+                self.outcomes.edit(ref, outcome.reply, request=True)
             return
         resumed = notice.kind is NoticeKind.OPERATION_RESUMED
         if resumed and refs and outcome.progress is not None and notice.operation_id:

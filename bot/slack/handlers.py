@@ -16,6 +16,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -178,7 +179,16 @@ class Handlers:
                 delivery_id=delivery.of_trigger(body),
             )
             outcome = await self.layer.handle(invocation)
+            if outcome.progress is None and await self._is_request(channel, message.get("ts")):
+                # a vote: the request message shows it; the answer is for the voter only
+                outcome = replace(outcome, reply=outcome.reply.model_copy(update={"private": True}))
             await self.outcomes.deliver(outcome, place, requester=user.key)
+
+    async def _is_request(self, channel: str, ts: str | None) -> bool:
+        if ts is None:
+            return False
+        bound = await self.layer.state.find_message(Platform.SLACK, channel, ts)
+        return bound is not None and bound.subject_kind == "request"
 
     async def on_reaction(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         """An approve or deny reaction on a request message is a vote; taking it off withdraws

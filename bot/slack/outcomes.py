@@ -24,7 +24,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot.slack.api import NOT_A_MEMBER, SlackApi, error_code
-from bot.slack.blocks import Rendered, render
+from bot.slack.blocks import Block, Rendered, context, render
 from bot.slack.identity import Channels
 from bot.slack.options import SlackOptions
 from bot.slack.progress import Editors, progress_message
@@ -81,16 +81,20 @@ class Outcomes:
                 self.spawn(
                     self.follow(place, ts, reply, outcome.progress, outcome.operation_id, requester)
                 )
-        else:
-            ts = await self.post(place, reply)
-            if ts is not None and outcome.request_id is not None:
+        elif outcome.request_id is not None:
+            ts = await self.post(place, reply, extra=self.invitation(reply))
+            if ts is not None:
                 await self.request_posted(place, ts, outcome.request_id)
+        else:
+            await self.post(place, reply)
 
     # --- messages ---------------------------------------------------------------------------
 
-    async def post(self, place: Place, reply: Reply) -> str | None:
+    async def post(
+        self, place: Place, reply: Reply, extra: list[Block] | None = None
+    ) -> str | None:
         """Post `reply` (and its file when cut); the message's ts, None if it could not go."""
-        rendered = render(reply)
+        rendered = render(reply, extra=extra)
         ts = await self._post(place, rendered)
         if ts is not None and rendered.file is not None:
             try:
@@ -143,9 +147,18 @@ class Outcomes:
         except SlackApiError as error:
             log.warning("telling %s privately failed: %s", place.user, error_code(error))
 
-    def edit(self, ref: MessageRef, reply: Reply) -> None:
-        """Redraw a message the bot posted (a request message on a vote or expiry)."""
-        self.editors.edit(ref.channel, ref.message_id, render(reply, files=False))
+    def edit(self, ref: MessageRef, reply: Reply, *, request: bool = False) -> None:
+        """Redraw a message the bot posted (`request`: a request message, on a vote or
+        expiry)."""
+        extra = self.invitation(reply) if request else None
+        self.editors.edit(ref.channel, ref.message_id, render(reply, files=False, extra=extra))
+
+    def invitation(self, reply: Reply) -> list[Block]:
+        """Under a pending request (one with buttons): how to vote by reaction."""
+        if not reply.actions:
+            return []
+        approve, deny = self.options.approve_reaction, self.options.deny_reaction
+        return [context(f"or react with :{approve}: to approve, :{deny}: to deny")]
 
     async def request_posted(self, place: Place, ts: str, request_id: str) -> None:
         """Bind a request message and put the vote reactions on it to click."""

@@ -32,7 +32,7 @@ TIMINGS: dict[str, Any] = {
 }
 
 
-def slack_access() -> AccessConfig:
+def slack_access(approvals: int = 1, expires_after: int = 3600) -> AccessConfig:
     """Alice and Carol deploy; the ADMINS user group (Bob, Dave) are admins and approve
     changes to postgres."""
     return AccessConfig.model_validate(
@@ -43,7 +43,11 @@ def slack_access() -> AccessConfig:
                 "viewer": {"users": ["slack:*"]},
             },
             "channels": {"slack": [OPS, LOBBY]},
-            "protected_approval": {"approvals": 1, "approvers": ["admin"], "expires_after": 3600},
+            "protected_approval": {
+                "approvals": approvals,
+                "approvers": ["admin"],
+                "expires_after": expires_after,
+            },
         }
     )
 
