@@ -277,6 +277,11 @@ class State:
     async def in_dir(cls, state_dir: Path, *, read_only: bool = False) -> State:
         return await cls.open(Path(state_dir) / DB_FILENAME, read_only=read_only)
 
+    @property
+    def closed(self) -> bool:
+        """Whether the file has been closed (no more reads or writes)."""
+        return self._closed
+
     async def close(self) -> None:
         if self._closed:
             return
