@@ -49,6 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_argument(
         "--speed", type=_positive_float, default=5.0, help="sandbox speed (with --sandbox)"
     )
+    run = commands.add_parser("run", help="run the bot: every configured chat app, the probes")
+    run.add_argument("--config", type=Path, help="bot config YAML (default: $HOLMBOT_CONFIG)")
+    run.add_argument(
+        "--sandbox", action="store_true", help="start the local sandbox and run against it"
+    )
+    run.add_argument(
+        "--speed", type=_positive_float, default=5.0, help="sandbox speed (with --sandbox)"
+    )
     audit = commands.add_parser("audit", help="print the audit log")
     add_audit_arguments(audit)
     return parser
@@ -63,6 +71,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(run_until_stopped(args.state_dir, args.speed))
     elif args.command == "audit":
         return run_audit_cli(args)
+    elif args.command == "run":
+        from bot.lock import StateDirBusy
+        from bot.run import NothingToRun, run_bot
+
+        try:
+            asyncio.run(run_bot(args.config, use_sandbox=args.sandbox, speed=args.speed))
+        except (ConfigError, KubeError, StateError, NothingToRun, StateDirBusy) as error:
+            print(f"holmbot run: {error}", file=sys.stderr)
+            return 2
     elif args.command == "console":
         from bot.console.main import run_console
         from bot.console.session import NotAConsoleUser
