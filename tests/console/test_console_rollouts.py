@@ -96,6 +96,26 @@ async def test_deploy_of_a_missing_tag_is_refused_before_any_change(
     assert [n for n, _ in await kubectl_history(sandbox, "nova")] == [1, 2]
 
 
+def new_pod_prefix(sandbox: Sandbox, app: str, image: str) -> str:
+    """`APP-HASH-`: how the names of the pods of the ReplicaSet running `image` begin."""
+    [owned] = [
+        rs
+        for rs in sandbox.store.list(REPLICASETS, NS)
+        if rs["metadata"]["labels"].get("app") == app
+        and image in {c["image"] for c in rs["spec"]["template"]["spec"]["containers"]}
+    ]
+    return f"{owned['metadata']['name']}-"
+
+
+def crash_looping(prefix: str) -> re.Pattern[str]:
+    """A pod state the bot prints for a container that exits with code 1, over and over: just
+    exited (Error), or waiting out the restart back-off (CrashLoopBackOff)."""
+    restarts = r"\d+ restarts?"
+    exited = rf"Error \(exit code 1(, {restarts})?\)"
+    backing_off = rf"CrashLoopBackOff \(last terminated: Error, {restarts}\)"
+    return re.compile(rf"{re.escape(prefix)}\w+: ({exited}|{backing_off})")
+
+
 async def test_a_crash_looping_deploy_is_rolled_back_automatically_and_says_why(
     sandbox: Sandbox, console: Console
 ) -> None:
@@ -104,14 +124,21 @@ async def test_a_crash_looping_deploy_is_rolled_back_automatically_and_says_why(
     await console.wait()
 
     lines = console.progress(op)
+    crashing = crash_looping(new_pod_prefix(sandbox, "nova", image("nova", "v2-broken")))
     fired = f"[{op}] ✘ deploy nova:v2-broken failed: rollback trigger fired: "
     final = lines[-1]
-    assert final.startswith(fired + "100% of new pods failing (nova-"), console.text
-    assert "CrashLoopBackOff" in final or ": Error" in final
-    assert f"rolled back to revision 2 ({image('nova', 'v1.1')}) (now revision 4)" in final
+    rolled_back = f"rolled back to revision 2 ({image('nova', 'v1.1')}) (now revision 4)"
+    found = re.fullmatch(
+        re.escape(fired + "100% of new pods failing (")
+        + f"(?P<pod>.+?)\\); {re.escape(rolled_back)}; .+",
+        final.splitlines()[0],
+    )
+    assert found is not None, console.text
+    assert crashing.fullmatch(found["pod"]), final
     assert any(line.endswith("; rolling back to revision 2") for line in lines[:-1])
-    problems = [line for line in lines if f"[{op}]   ! nova-" in line]
-    assert any("CrashLoopBackOff" in line or "Error" in line for line in problems), lines
+    printed = [line for message in lines for line in message.splitlines()]
+    problems = [line.removeprefix(f"[{op}]   ! ") for line in printed if f"[{op}]   ! " in line]
+    assert any(crashing.fullmatch(problem) for problem in problems), problems
     assert current_image(sandbox, "nova") == image("nova", "v1.1")
     assert rolled_out(sandbox, "nova")
     assert [n for n, _ in await kubectl_history(sandbox, "nova")] == [1, 3, 4]
