@@ -1,30 +1,42 @@
-"""Resident memory of the bot process, idle and under load.
+"""Resident memory of the bot process, idle, under load and reading large logs.
 
-DESIGN.md's targets: <= 100 MiB idle and <= 128 MiB under load. `holmbot sandbox` runs in one
-process and `holmbot console --config DIR/holmbot.yaml` (the bot, attached to it as to a real
-cluster) in another; this reads the console's resident set from /proc: once it has answered its
-first command and settled, then at its peak while it works through a load of every command
-(health, logs, history and status of every service, rollouts tracked to their end, backups),
-and once that work is done.
+Targets: <= 100 MiB idle after the first command, and a peak of <= 128 MiB under load and
+while `/logs` reads many pods with large logs. The sandbox runs in this process and
+`holmbot console --config SANDBOX/holmbot.yaml` (the bot, attached to it as to a real cluster)
+in another; this reads the console's memory from /proc: its resident set once it has answered
+its first command and settled, its high-water mark (VmHWM, reset through clear_refs before
+each case) while it works through a load of every command (health, logs, history and status
+of every service, rollouts tracked to their end, backups), its resident set once that is done,
+and its high-water mark while it runs `/logs nova --tail 2000` over 10 pods whose current
+containers each hold 1 MiB of logs (the kubelet keeps 2000 lines, so lines of 524 bytes).
 
-    python3 -m bench.memory [--speed 20] [--rounds 3]
+    python3 -m bench.memory [--speed 20] [--rounds 3] [--log-reads 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import signal
 import tempfile
 import time
 from pathlib import Path
 
-from sandbox.seed import SERVICES
+from kubernetes import client, config
+
+from sandbox.cluster import Sandbox
+from sandbox.seed import NAMESPACE, SERVICES
 
 MARKER = "help: health"  # the first line of `help health`'s reply
 SETTLE_SECONDS = 3.0
 IDLE_TARGET_MIB = 100
 LOAD_TARGET_MIB = 128
+LOGS_SERVICE = "nova"
+LOGS_PODS = 10
+LOG_BYTES = 1 << 20  # per pod, as `kubectl logs` prints it (no timestamps)
+LOG_LINES = 2000  # what the sandbox's kubelet keeps of each container
+PODS_TIMEOUT = 120.0  # seconds for the scaled deployment's pods to run
 
 
 def _status_kib(pid: int, key: str) -> int:
@@ -33,6 +45,11 @@ def _status_kib(pid: int, key: str) -> int:
         if line.startswith(f"{key}:"):
             return int(line.split()[1])
     raise KeyError(key)
+
+
+def _reset_peak(pid: int) -> None:
+    """Set the process's VmHWM back to its current resident set (Linux's clear_refs 5)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def _load_script(rounds: int) -> list[str]:
@@ -66,36 +83,98 @@ async def _until_marker(stdout: asyncio.StreamReader) -> None:
 
 
 async def _send(console: asyncio.subprocess.Process, lines: list[str]) -> None:
+    """Type `lines` into the console and wait until it has answered all of them."""
     assert console.stdin is not None and console.stdout is not None
     console.stdin.write("".join(f"{line}\n" for line in [*lines, "help health"]).encode())
     await console.stdin.drain()
     await _until_marker(console.stdout)
 
 
-async def _peak_while(pid: int, work: asyncio.Task[None]) -> int:
-    """The highest resident set seen while `work` runs, in KiB (sampled every 50 ms)."""
-    peak = 0
-    while not work.done():
-        peak = max(peak, _status_kib(pid, "VmRSS"))
-        await asyncio.sleep(0.05)
-    await work
-    return peak
+async def _running_pods(core: client.CoreV1Api, service: str, count: int) -> list[client.V1Pod]:
+    """The service's pods once exactly `count` run (none terminating), asked of the API."""
+    deadline = time.monotonic() + PODS_TIMEOUT
+    while True:
+        listed = await asyncio.to_thread(
+            core.list_namespaced_pod, NAMESPACE, label_selector=f"app={service}"
+        )
+        running = [
+            pod
+            for pod in listed.items
+            if pod.metadata.deletion_timestamp is None
+            and pod.status.container_statuses
+            and all(status.state.running for status in pod.status.container_statuses)
+        ]
+        if len(running) == count == len(listed.items):
+            return running
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{service}: {len(running)} of {count} pods running")
+        await asyncio.sleep(0.2)
+
+
+def _big_lines(rng: random.Random) -> str:
+    """`LOG_LINES` request lines with bodies, `LOG_BYTES` or a little more with newlines."""
+    width = -(-LOG_BYTES // LOG_LINES) - 1
+    lines = []
+    for _ in range(LOG_LINES):
+        head = f"INFO  POST /api/v1/events 201 {rng.randint(2, 90)}ms body="
+        lines.append(head + rng.randbytes(width).hex()[: width - len(head)])
+    return "\n".join(lines)
+
+
+def _fill_logs(sandbox: Sandbox, pods: list[client.V1Pod], rng: random.Random) -> None:
+    """Write `LOG_LINES` long lines into each pod's current container log."""
+    assert sandbox.kubelet is not None
+    for pod in pods:
+        container = pod.spec.containers[0].name
+        log = sandbox.kubelet.logs.current(NAMESPACE, pod.metadata.name, container)
+        if log is None:
+            raise SystemExit(f"pod {pod.metadata.name} has no log yet")
+        log.write(_big_lines(rng))
+
+
+async def _log_sizes(core: client.CoreV1Api, pods: list[client.V1Pod]) -> list[int]:
+    """Each pod's log in bytes, as `kubectl logs POD` would print it."""
+    texts = await asyncio.gather(
+        *(
+            asyncio.to_thread(core.read_namespaced_pod_log, pod.metadata.name, NAMESPACE)
+            for pod in pods
+        )
+    )
+    return [len(text.encode()) for text in texts]
+
+
+async def _logs_case(
+    sandbox: Sandbox, console: asyncio.subprocess.Process, reads: int
+) -> tuple[int, list[int]]:
+    """Scale `LOGS_SERVICE` out, fill its logs, and the console's peak (KiB) over the reads;
+    also the pods' log sizes just before the last read."""
+    api = config.new_client_from_config(str(sandbox.kubeconfig))
+    try:
+        apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+        await asyncio.to_thread(
+            apps.patch_namespaced_deployment_scale,
+            LOGS_SERVICE,
+            NAMESPACE,
+            {"spec": {"replicas": LOGS_PODS}},
+        )
+        pods = await _running_pods(core, LOGS_SERVICE, LOGS_PODS)
+        rng = random.Random(7)
+        await asyncio.sleep(SETTLE_SECONDS)
+        _reset_peak(console.pid)
+        for _ in range(reads):  # the pods keep logging: fill again before each read
+            _fill_logs(sandbox, pods, rng)
+            sizes = await _log_sizes(core, pods)
+            await _send(console, [f"/logs {LOGS_SERVICE} --tail {LOG_LINES}"])
+        return _status_kib(console.pid, "VmHWM"), sizes
+    finally:
+        await asyncio.to_thread(api.close)
 
 
 async def _bench(args: argparse.Namespace, state: Path) -> None:
-    sandbox_log = state / "sandbox.log"
-    with sandbox_log.open("w") as errors:
-        sandbox = await asyncio.create_subprocess_exec(
-            "holmbot", "sandbox", "--state-dir", str(state / "sandbox"), "--speed",
-            str(args.speed), stdout=asyncio.subprocess.PIPE, stderr=errors,
-        )  # fmt: skip
-    assert sandbox.stdout is not None
-    try:
-        while not (line := await sandbox.stdout.readline()).startswith(b"Stop with"):
-            if not line:
-                raise SystemExit(f"the sandbox exited early:\n{sandbox_log.read_text()}")
+    async with Sandbox(state / "sandbox", args.speed) as sandbox:
+        await sandbox.wait_started()
         console = await asyncio.create_subprocess_exec(
-            "holmbot", "console", "--config", str(state / "sandbox" / "holmbot.yaml"),
+            "holmbot", "console", "--config", str(sandbox.bot_config_path),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         try:
@@ -103,30 +182,40 @@ async def _bench(args: argparse.Namespace, state: Path) -> None:
             await asyncio.sleep(SETTLE_SECONDS)
             idle = _status_kib(console.pid, "VmRSS")
             script = _load_script(args.rounds)
+            _reset_peak(console.pid)
             started = time.perf_counter()
-            peak = await _peak_while(console.pid, asyncio.create_task(_send(console, script)))
+            await _send(console, script)
             took = time.perf_counter() - started
+            peak = _status_kib(console.pid, "VmHWM")
             await asyncio.sleep(SETTLE_SECONDS)
             after = _status_kib(console.pid, "VmRSS")
+            logs_peak, sizes = await _logs_case(sandbox, console, args.log_reads)
         finally:
             console.send_signal(signal.SIGTERM)
             await console.wait()
-    finally:
-        sandbox.send_signal(signal.SIGTERM)
-        await sandbox.wait()
-    print(f"bot process (holmbot console), {len(script)} commands in {took:.0f} s\n")
+    read = f"/logs {LOGS_SERVICE} --tail {LOG_LINES}"
+    print(f"bot process (holmbot console), {len(script)} commands in {took:.0f} s;")
+    print(
+        f"then {read} x{args.log_reads} over {len(sizes)} pods, "
+        f"each pod's log at least {min(sizes) / 2**20:.2f} MiB\n"
+    )
     print("| when | resident memory | target |")
     print("|---|---|---|")
     print(f"| idle, after its first command | {idle / 1024:.0f} MiB | <= {IDLE_TARGET_MIB} MiB |")
     print(f"| peak under load | {peak / 1024:.0f} MiB | <= {LOAD_TARGET_MIB} MiB |")
     print(f"| after the load | {after / 1024:.0f} MiB | |")
+    logs_row = f"| peak over `{read}`, {len(sizes)} pods | {logs_peak / 1024:.0f} MiB |"
+    print(f"{logs_row} <= {LOAD_TARGET_MIB} MiB |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--speed", type=float, default=20.0, help="the sandbox's time scale")
     parser.add_argument("--rounds", type=int, default=3, help="reads of every service, rounds")
+    parser.add_argument("--log-reads", type=int, default=3, help="/logs over the 10 pods, times")
     args = parser.parse_args()
+    if args.log_reads < 1:
+        parser.error("--log-reads must be at least 1")
     with tempfile.TemporaryDirectory(prefix="holmbot-bench-") as state:
         asyncio.run(_bench(args, Path(state)))
 

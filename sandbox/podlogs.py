@@ -95,6 +95,15 @@ class PodLogs:
         slots.previous, slots.current = slots.current, ContainerLog(container_id, self._max_lines)
         return slots.current
 
+    def current(self, namespace: str, pod: str, container: str) -> ContainerLog | None:
+        """The log the container's newest instance writes to; None before it first started.
+
+        Raises ApiError 404 for a missing pod.
+        """
+        uid = self._store.get(PODS, namespace, pod)["metadata"]["uid"]
+        slots = self._slots.get((uid, container))
+        return slots.current if slots is not None else None
+
     def forget(self, pod_uid: str) -> None:
         """Drop a deleted pod's logs, closing them so followers end."""
         for key in [key for key in self._slots if key[0] == pod_uid]:

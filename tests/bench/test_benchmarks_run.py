@@ -44,7 +44,9 @@ async def test_health_overview_benchmark_prints_both_probe_paths() -> None:
     assert re.search(row.format("aggregator's"), out), out
 
 
-async def test_memory_benchmark_prints_idle_and_peak() -> None:
-    out = await bench("bench.memory", "--rounds", "0")
+async def test_memory_benchmark_prints_idle_load_and_logs_peaks() -> None:
+    out = await bench("bench.memory", "--rounds", "0", "--log-reads", "1")
     assert re.search(r"\| idle, after its first command \| \d+ MiB \|", out), out
     assert re.search(r"\| peak under load \| \d+ MiB \|", out), out
+    assert "x1 over 10 pods, each pod's log at least 1.00 MiB" in out, out
+    assert re.search(r"\| peak over `/logs nova --tail 2000`, 10 pods \| \d+ MiB \|", out), out
