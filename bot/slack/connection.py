@@ -129,9 +129,12 @@ class SocketConnection:
         self._lose("the connection was closed")
 
     def _lose(self, why: str) -> None:
+        """Not connected (any more), and why now; the gap runs from the first loss noticed."""
         if self._lost_at is None:
-            self._lost_at, self._why = time.time(), why
+            self._lost_at = time.time()
+        if why != self._why:
             log.warning("Slack Socket Mode: %s", why)
+        self._why = why
         self.connected = False
 
     # --- the watchdog -------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import json
 
 from bot.slack.blocks import MAX_MESSAGE, MAX_SECTION
 from sandbox.cluster import Sandbox
+from sandbox.podlogs import ContainerLog
 from tests.console.driver import NS, pods
 from tests.fakes.slack import FakeSlack
 from tests.polling import eventually
@@ -15,13 +16,20 @@ from tests.slack.conftest import ALICE, OPS, Bot
 LINES = 400  # of about 100 bytes: 40 kB in all
 
 
+def started_log(sandbox: Sandbox, app: str) -> ContainerLog | None:
+    """The log a running container of `app` writes to, once one has started."""
+    for pod in pods(sandbox, app):
+        if not pod["metadata"].get("deletionTimestamp"):
+            log = sandbox.kubelet.logs.current(NS, pod["metadata"]["name"], app)
+            if log is not None:
+                return log
+    return None
+
+
 async def test_a_40_kb_log_comes_as_a_file_with_its_last_lines_shown(
     bot: Bot, slack: FakeSlack, sandbox: Sandbox
 ) -> None:
-    pod = next(p for p in pods(sandbox, "nova") if not p["metadata"].get("deletionTimestamp"))
-    name = pod["metadata"]["name"]
-    log = sandbox.kubelet.logs.current(NS, name, "nova")
-    assert log is not None
+    log = await eventually(lambda: started_log(sandbox, "nova"))
     written = [
         f"INFO request {i:05d} served in 12ms path=/api/v1/items?page={i} " + "x" * 40
         for i in range(LINES)
