@@ -4,7 +4,7 @@ each slash command or mention becomes command text for the one parser.
 `/deploy nova v2` is `deploy nova v2`; `/holmbot scale nova 3` is `scale nova 3` (an empty
 `/holmbot` is `help`); a mention `@holmbot deploy nova v2` is the text after the mention.
 `deploy/slack-app-manifest.yaml` lists exactly these commands (with these usage hints, made from
-the parser's usage) and these events; a test holds the two together.
+the parser's usage), these events and these scopes; a test holds the two together.
 """
 
 from __future__ import annotations
@@ -16,6 +16,18 @@ from dataclasses import dataclass
 from commands.core.parser import SPECS
 
 EVENTS = ("app_mention", "reaction_added", "reaction_removed")
+# the bot token's scopes, each for what the adapter does with it
+SCOPES = {
+    "commands": "the slash commands",
+    "app_mentions:read": "the app_mention event",
+    "chat:write": "chat.postMessage, chat.update, chat.postEphemeral",
+    "reactions:read": "the reaction_added and reaction_removed events",
+    "reactions:write": "reactions.add: the vote reactions on request messages",
+    "files:write": "files_upload_v2: long output as a file",
+    "usergroups:read": "usergroups.users.list: the members of the policy's user groups",
+    "channels:read": "conversations.info: whether the bot is in a public channel",
+    "groups:read": "conversations.info: whether the bot is in a private channel",
+}
 _LEADING_MENTIONS = re.compile(r"^(\s*<@[A-Z0-9]+(?:\|[^>]*)?>[\s,:]*)+")
 
 
