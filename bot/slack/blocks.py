@@ -43,11 +43,22 @@ MAX_BLOCKS = 50
 MAX_MESSAGE = 11_000  # characters across all blocks, well below where Slack refuses
 MAX_FALLBACK = 3000  # the notification text
 ACTION_PREFIX = "holmbot:"  # action ids are `holmbot:0`, `holmbot:1`... (unique per message)
-# what the lines and the table may take, tried in order until the whole message fits
-BUDGETS = (
-    Budget(max_lines=60, max_chars=6000),
-    Budget(max_lines=30, max_chars=3000),
-    Budget(max_lines=10, max_chars=1000),
+
+
+@dataclass(frozen=True)
+class Tier:
+    """What a message's content may take: its lines and table, and its fields."""
+
+    budget: Budget
+    field_chars: int  # per field value
+    max_fields: int
+
+
+# tried in order until the whole message fits
+TIERS = (
+    Tier(Budget(max_lines=60, max_chars=6000), field_chars=1900, max_fields=30),
+    Tier(Budget(max_lines=30, max_chars=3000), field_chars=500, max_fields=20),
+    Tier(Budget(max_lines=10, max_chars=1000), field_chars=150, max_fields=10),
 )
 MARKS = {
     Tone.INFO: "",
@@ -175,8 +186,7 @@ def size(blocks: list[Block]) -> int:
     def texts(node: Any) -> int:
         if isinstance(node, dict):
             return sum(
-                len(v) if k in ("text", "value") and isinstance(v, str) else texts(v)
-                for k, v in node.items()
+                len(v) if k == "text" and isinstance(v, str) else texts(v) for k, v in node.items()
             )
         if isinstance(node, list):
             return sum(texts(item) for item in node)
@@ -189,38 +199,57 @@ def render(reply: Reply, *, files: bool = True, extra: list[Block] | None = None
     """`reply` as one message; `extra` blocks (e.g. progress) go after its content.
 
     `files`: whether a file can go with the message (not for an ephemeral one): when not,
-    the notes say how much is not shown."""
-    for budget in BUDGETS:
-        rendered = _render(reply, budget, files=files, extra=extra or [])
-        if len(rendered.blocks) <= MAX_BLOCKS and size(rendered.blocks) <= MAX_MESSAGE:
+    the notes say how much is not shown. The title, the notes, `extra` and the buttons always
+    show; the content is cut, tier by tier, until the message is within Slack's limits."""
+    for tier in TIERS:
+        head, body, tail, rendered = _render(reply, tier, files=files, extra=extra or [])
+        if _fits([*head, *body, *tail]):
             return rendered
-    blocks = rendered.blocks[: MAX_BLOCKS - 1]
-    while size(blocks) > MAX_MESSAGE and len(blocks) > 1:
-        blocks.pop(-1)
-    return Rendered(rendered.text, blocks, rendered.file, rendered.notes)
+    while body and not _fits([*head, *body, *tail]):
+        body.pop()
+    return Rendered(rendered.text, [*head, *body, *tail], rendered.file, rendered.notes)
 
 
-def _render(reply: Reply, budget: Budget, *, files: bool, extra: list[Block]) -> Rendered:
-    fitted = fit(reply, budget)
-    blocks = [title_block(reply), *text_sections(fitted.lines)]
+def _fits(blocks: list[Block]) -> bool:
+    return len(blocks) <= MAX_BLOCKS and size(blocks) <= MAX_MESSAGE
+
+
+def _render(
+    reply: Reply, tier: Tier, *, files: bool, extra: list[Block]
+) -> tuple[list[Block], list[Block], list[Block], Rendered]:
+    """The title, the content and the tail (notes, `extra`, buttons) of one tier's message."""
+    fitted = fit(reply, tier.budget)
+    body = text_sections(fitted.lines)
     if reply.table is not None:
         shown = Table(columns=reply.table.columns, rows=fitted.table_rows)
-        blocks.extend(code_sections(shown.text_lines()))
-    blocks.extend(field_sections(reply.fields))
+        body.extend(code_sections(shown.text_lines()))
+    fields = [
+        ReplyField(name=truncate(f.name, 100), value=truncate(f.value, tier.field_chars))
+        for f in reply.fields[: tier.max_fields]
+    ]
+    body.extend(field_sections(fields))
+    fields_cut = len(reply.fields) - sum(
+        (f.name, f.value) == (g.name, g.value) for f, g in zip(fields, reply.fields, strict=False)
+    )
+    file = (fitted.file or (whole_file(reply) if fields_cut else None)) if files else None
     notes: list[str] = []
-    file = fitted.file if files else None
-    if fitted.cut and file is not None:
+    if fields_cut:
+        notes.append(f"{fields_cut} fields cut or left out")
+    if fitted.cut:
+        notes.append(f"{fitted.cut} lines not shown" if file is None else "the newest lines shown")
+    if file is not None and notes:
         whole = file.content.count("\n")
-        notes.append(
-            f"showing the newest lines; all {whole} lines are in {file.filename}, "
-            "uploaded in this message's thread"
-        )
-    elif fitted.cut:
-        notes.append(f"{fitted.cut} more lines not shown here")
-    if notes:
-        blocks.append(context(*(escape(note) for note in notes)))
-    blocks.extend(extra)
-    blocks.extend(action_blocks(reply.actions))
+        notes.append(f"all {whole} lines are in {file.filename}, uploaded in this message's thread")
+    tail = [context(escape("; ".join(notes)))] if notes else []
+    tail.extend([*extra, *action_blocks(reply.actions)])
     lead = [reply.title, *fitted.lines[:3]]
     text = truncate(mrkdwn(MARKS[reply.tone] + "\n".join(lead)), MAX_FALLBACK)
-    return Rendered(text=text, blocks=blocks, file=file, notes=tuple(notes))
+    head = [title_block(reply)]
+    rendered = Rendered(text=text, blocks=[*head, *body, *tail], file=file, notes=tuple(notes))
+    return head, body, tail, rendered
+
+
+def whole_file(reply: Reply) -> Attachment:
+    """The whole reply as a text file, for one whose fields do not fit."""
+    slug = "".join(c if c.isalnum() else "-" for c in reply.title.lower())[:40].strip("-")
+    return Attachment(filename=f"{slug or 'reply'}.txt", content=reply.text + "\n")
