@@ -103,9 +103,12 @@ class _PodRead:
     data: bytes | None
     note: str | None = None
 
-    def lines(self, grep: str | None, tail: int) -> list[LogLine]:
-        """The decoded lines; with `grep`, the last `tail` that match (like --tail)."""
-        lines = _split(self.pod, (self.data or b"").decode("utf-8", errors="replace"))
+    def take_lines(self, grep: str | None, tail: int) -> list[LogLine]:
+        """The decoded lines (the raw bytes are let go); with `grep`, the last `tail` that match
+        (like --tail)."""
+        data, self.data = self.data or b"", None
+        lines = _split(self.pod, data.decode("utf-8", errors="replace"))
+        del data
         if grep:
             needle = grep.lower()
             lines = [line for line in lines if needle in line.text.lower()][-tail:]
@@ -194,7 +197,7 @@ def _assemble(command: LogsCommand, results: list[_PodRead], with_pod: bool) -> 
     read = [result for result in results if result.data is not None]
     if not read:
         return Reply(title=f"No logs for {command.service}", tone=Tone.WARNING, lines=notes)
-    per_pod = [result.lines(command.grep, command.tail) for result in read]
+    per_pod = [result.take_lines(command.grep, command.tail) for result in read]
     lines = list(heapq.merge(*per_pod, key=lambda line: line.key))  # each pod's is in order
     del per_pod
     full = "".join(line.render(with_pod, short_time=False) + "\n" for line in lines)
