@@ -39,6 +39,12 @@ async def test_every_read_command_is_echoed_in_the_ack_then_answered_in_the_chan
     assert {e["user"] for e in entries} == {f"slack:{ALICE}"}
     assert len(entries) == len(READS)
     assert bot.adapter.status().ready
+    # every Web API call counted by method and status
+    posts = bot.metric(
+        "holmbot_chat_api_calls_total", platform="slack", method="chat.postMessage", status="200"
+    )
+    assert posts == len(READS)
+    assert bot.metric("holmbot_chat_last_event_timestamp_seconds", platform="slack") > 0
 
 
 async def test_a_mention_runs_the_text_after_it_and_answers_in_its_thread(
