@@ -10,13 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bot.discord.adapter import DiscordAdapter
-    from bot.discord.client import Metrics
+    from bot.metrics import Metrics
+    from bot.settings import BotConfig
     from commands.flow.layer import CommandLayer
 
 
-def create_adapter(config: Any, layer: CommandLayer, metrics: Metrics) -> DiscordAdapter:
-    """The Discord adapter for `config` (a `BotConfig` with a `discord` section)."""
+def create_adapter(
+    config: BotConfig, layer: CommandLayer, metrics: Metrics, **timings: Any
+) -> DiscordAdapter:
+    """The Discord adapter for `config`'s `discord` section; `timings` override
+    `bot.discord.options.Timings`."""
     from bot.discord.adapter import DiscordAdapter
-    from bot.discord.options import DiscordOptions
+    from bot.discord.options import Timings
 
-    return DiscordAdapter(DiscordOptions.of(config.discord), layer, metrics, config.state_dir)
+    return DiscordAdapter(config.discord, layer, metrics, config.state_dir, Timings(**timings))

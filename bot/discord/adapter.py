@@ -1,10 +1,13 @@
 """The Discord adapter: connects discord.py, turns events into invocations, shows notices.
 
-`start()` points discord.py at the configured REST and gateway URLs, logs in, syncs the slash
-commands if their definitions changed, connects, and returns once READY arrived and the guild is
-there. If the gateway refuses the message content intent (close code 4014: the intent is not
-enabled for the application), it connects again without it: prefix commands are then off, which
-it logs and reports in its status, and slash commands, buttons and reactions still work.
+`start()` points discord.py at the configured REST and gateway URLs (class attributes it reads
+when each request and connection is made, so before login), logs in, and reads from the
+application's flags whether the privileged message content intent is enabled: if not, it logs
+in again without asking for it (asking would get the connection closed with 4014), says that
+prefix commands are off, and goes on with slash commands, mentions, buttons and reactions. It
+syncs the slash commands to the guild when their definitions changed, connects, and returns
+once READY has arrived and the guild is there. discord.py reconnects and resumes on its own;
+a new session (READY again) reconciles the votes made by reaction while none was connected.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,23 +28,33 @@ from bot.adapter import AdapterStatus
 from bot.discord import delivery
 from bot.discord.answers import ChannelAnswer, InteractionAnswer, MessageAnswer
 from bot.discord.appcommands import Completions, build_commands, sync_if_changed
-from bot.discord.client import HolmClient, Metrics, Stamp, http_trace
-from bot.discord.identity import member_user, mention, mention_key, place_of
-from bot.discord.options import DiscordOptions, invite_url
+from bot.discord.client import HolmClient, Stamp, http_trace
+from bot.discord.identity import member_user, place_of
+from bot.discord.options import (
+    NEEDED_IN_CHANNEL,
+    Timings,
+    content_intent_enabled,
+    intents,
+    invite_url,
+)
 from bot.discord.outcomes import Outcomes
 from bot.discord.prefix import command_text
 from bot.discord.reactions import Reactions
-from commands.core.models import Invocation, Notice, NoticeKind, Platform
+from bot.metrics import Metrics
+from bot.settings import DiscordConfig
+from commands.core.models import Invocation, Notice, NoticeKind, Outcome, Platform
 from commands.flow.layer import CommandLayer
 
 log = logging.getLogger(__name__)
 
-START_TIMEOUT = 60.0  # READY (and the guild) must arrive within this
 COMMANDS_MARKER = "discord-commands.sha256"
 PREFIX_OFF = (
-    "prefix commands are off: the message content intent is {why} (slash commands, "
-    "buttons and reactions still work; docs/discord.md says how to enable it)"
+    "prefix commands are off: the message content intent is not enabled for this application "
+    "(Developer Portal > Bot > Message Content Intent); slash commands, @mentions, buttons and "
+    "reactions still work"
 )
+STOPPING = "holmbot is stopping; try again in a moment"
+FAILED = "that command failed; see the bot's log"
 EDITS = {NoticeKind.REQUEST_VOTED, NoticeKind.REQUEST_DECIDED, NoticeKind.REQUEST_EXPIRED}
 
 
@@ -50,175 +64,159 @@ class DiscordAdapter:
     platform = Platform.DISCORD
 
     def __init__(
-        self, options: DiscordOptions, layer: CommandLayer, metrics: Metrics, state_dir: Path
+        self,
+        config: DiscordConfig,
+        layer: CommandLayer,
+        metrics: Metrics,
+        state_dir: Path,
+        timings: Timings | None = None,
     ) -> None:
-        self.options = options
+        if config.token is None or config.guild_id is None:
+            raise ValueError(f"Discord needs {' and '.join(config.missing())}")
+        self.config = config
+        self.guild_id: int = config.guild_id
         self.layer = layer
         self.metrics = metrics
+        self.timings = timings or Timings()
         self.marker = state_dir / COMMANDS_MARKER
-        self.outcomes = Outcomes(layer, options)
-        self.reactions = Reactions(layer, options)
-        self.completions = Completions(layer)
-        self.prefix_commands = options.message_content
+        self.outcomes = Outcomes(layer, config, self.timings)
+        self.reactions = Reactions(layer, config)
+        self.completions = Completions(layer, self.timings.completion_timeout)
+        self.prefix_commands = True
         self.client: HolmClient | None = None
-        self._detail = "" if options.message_content else PREFIX_OFF.format(why="not requested")
+        self.closing = False
+        self._connection: asyncio.Task[None] | None = None
+        self._notices: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
-        self._readies = 0
-        self._closing = False
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sessions = 0
+        self._detail = "not started"
 
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect and register everything; returns once the guild is ready, or raises."""
-        Route.BASE = self.options.api_url
-        DiscordWebSocket.DEFAULT_GATEWAY = self.options.gateway()
-        client = await self._connect()
-        self._spawn(self._supervise(client))
-        self._spawn(self._show_notices())
-
-    async def _connect(self) -> HolmClient:
-        """Log in, sync, connect until ready; without the content intent if refused."""
-        while True:
-            client = self._build()
-            try:
-                await self._open(client)
-            except discord.PrivilegedIntentsRequired:
+        """Log in, sync the commands if changed, connect; return once the guild is ready."""
+        Route.BASE = self.config.api_url
+        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.config.gateway_url)
+        client = await self._login(message_content=True)
+        try:
+            if not content_intent_enabled(client.application_flags):
                 await client.close()
-                if not self.prefix_commands:
-                    raise
-                self._prefix_off("not enabled for this application (gateway close 4014)")
-                continue
-            except BaseException:
-                await client.close()
-                raise
-            return client
+                self.prefix_commands = False
+                log.warning(PREFIX_OFF)
+                client = await self._login(message_content=False)
+            await sync_if_changed(client.tree, discord.Object(self.guild_id), self.marker)
+            self.client = self.outcomes.client = client
+            self._connection = asyncio.create_task(self._connect(client))
+            await self._until_ready(client)
+        except BaseException:
+            await self.close()
+            raise
+        self._detail = "" if self.prefix_commands else PREFIX_OFF
+        self._notices = asyncio.create_task(self._show_notices())
 
-    def _build(self) -> HolmClient:
+    async def _login(self, *, message_content: bool) -> HolmClient:
         client = HolmClient(
             self,
-            intents=self.options.intents(message_content=self.prefix_commands),
+            intents=intents(message_content=message_content),
             trace=http_trace(self.metrics, yarl.URL(Route.BASE).path),
-            guild_ready_timeout=self.options.guild_ready_timeout,
+            guild_ready_timeout=self.timings.guild_ready_timeout,
         )
-        guild = discord.Object(self.options.guild_id)
+        guild = discord.Object(self.guild_id)
         for command in build_commands(self.run_interaction, self.completions):
             client.tree.add_command(command, guild=guild)
         client.tree.on_error = self._tree_error  # type: ignore[method-assign]
+        try:
+            await client.login(self.config.token.get_secret_value())  # type: ignore[union-attr]
+        except BaseException:
+            await client.close()
+            raise
         return client
 
-    async def _open(self, client: HolmClient) -> None:
-        await client.login(self.options.token.get_secret_value())
-        await sync_if_changed(client.tree, discord.Object(self.options.guild_id), self.marker)
-        self._ready.clear()
-        self.client = client
-        self.outcomes.client = client
-        connection = client.gateway_task = asyncio.create_task(client.connect(reconnect=True))
-        ready = asyncio.create_task(self._ready.wait())
-        done, _ = await asyncio.wait(
-            {connection, ready}, timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
-        )
-        ready.cancel()
-        if connection in done:
-            connection.result()  # raises why it ended
+    async def _connect(self, client: HolmClient) -> None:
+        """The gateway connection (discord.py reconnects and resumes); why it ended, if it
+        does, is the status' detail."""
+        try:
+            await client.connect(reconnect=True)
+        except discord.PrivilegedIntentsRequired:
+            self._detail = "the gateway refused the message content intent (close code 4014)"
+            raise
+        except Exception as error:
+            self._detail = f"the Discord gateway connection ended: {error!r}"
+            raise
+        finally:
+            self._ready.set()  # a start still waiting learns it ended
+
+    async def _until_ready(self, client: HolmClient) -> None:
+        try:
+            async with asyncio.timeout(self.timings.start_timeout):
+                await self._ready.wait()
+        except TimeoutError:
+            raise TimeoutError(
+                f"no READY from the Discord gateway within {self.timings.start_timeout:g} s"
+            ) from None
+        if self._connection is not None and self._connection.done():
+            self._connection.result()  # raises why it ended
             raise ConnectionError("the Discord gateway closed before READY")
-        if ready not in done:
-            connection.cancel()
-            raise TimeoutError(f"no READY from the Discord gateway within {START_TIMEOUT:g}s")
-        if client.get_guild(self.options.guild_id) is None:
-            connection.cancel()
-            app = client.application_id or 0
+        if client.get_guild(self.guild_id) is None:
             raise RuntimeError(
-                f"the bot is not a member of guild {self.options.guild_id}: "
-                f"invite it with {invite_url(app)}"
+                f"the bot is not a member of guild {self.guild_id}: "
+                f"invite it with {invite_url(client.application_id or 0)}"
             )
 
-    async def _supervise(self, client: HolmClient) -> None:
-        """Watch the gateway connection; reconnect without the content intent if a later
-        reconnect is refused it, and say so if the connection ends for good."""
-        while not self._closing:
-            try:
-                await client.gateway_task
-                return
-            except asyncio.CancelledError:
-                if self._closing:
-                    return
-                raise
-            except discord.PrivilegedIntentsRequired:
-                await client.close()
-                self._prefix_off("no longer enabled for this application (gateway close 4014)")
-                client = await self._connect()
-            except Exception as error:
-                self._detail = f"the Discord gateway connection ended: {error!r}"
-                log.error(self._detail)
-                return
-
-    def _prefix_off(self, why: str) -> None:
-        self.prefix_commands = False
-        self._detail = PREFIX_OFF.format(why=why)
-        log.warning(self._detail)
-
     async def close(self) -> None:
-        """Stop taking commands, stop following operations, and disconnect."""
-        self._closing = True
+        """Stop taking commands, let edits already due go out (briefly), disconnect."""
+        self.closing = True
+        if self._notices is not None:
+            self._notices.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._notices
         await self.outcomes.close()
-        for task in list(self._tasks):
-            task.cancel()
         if self.client is not None:
             await self.client.close()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._connection is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._connection
 
     def status(self) -> AdapterStatus:
         client = self.client
+        ws = client.ws if client is not None else None
         connected = bool(
-            client is not None
-            and not client.is_closed()
-            and client.is_ready()
-            and client.ws is not None
-            and client.ws.open
+            client is not None and not client.is_closed() and client.is_ready() and ws and ws.open
         )
+        detail = self._detail
+        if not connected and not detail:
+            detail = "the Discord gateway connection is down; discord.py is reconnecting"
         return AdapterStatus(
             connected=connected,
             handlers_registered=client is not None,
             last_event_at=client.last_event_at if client is not None else None,
-            detail=self._detail,
+            detail=detail,
         )
-
-    def _spawn(self, work: Any) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     # --- events (called by HolmClient) ----------------------------------------------------
 
     def on_event(self) -> None:
         self.metrics.event_seen(Platform.DISCORD)
 
-    async def on_ready(self, client: HolmClient) -> None:
-        if client is not self.client:
-            return
-        self._readies += 1
-        if self._readies > 1:
+    async def on_ready(self) -> None:
+        """A new gateway session: count the votes by reaction it did not see."""
+        self._sessions += 1
+        if self._sessions > 1:
             self.metrics.reconnect(Platform.DISCORD)
         self._ready.set()
-        if not self.prefix_commands:
-            log.warning(self._detail)
-        await self.reactions.reconcile(client)
+        if self.client is not None:
+            await self.reactions.reconcile(self.client)
 
-    async def on_resumed(self, client: HolmClient) -> None:
-        self.metrics.reconnect(Platform.DISCORD)
-        await self.reactions.reconcile(client)
-
-    async def on_message(self, client: HolmClient, message: discord.Message) -> None:
-        if client.user is None or message.author.bot or self._closing:
+    async def on_message(self, message: discord.Message) -> None:
+        client = self.client
+        if client is None or client.user is None or message.author.bot or self.closing:
             return
-        if message.guild is None or message.guild.id != self.options.guild_id:
+        if message.guild is None or message.guild.id != self.guild_id:
             return
-        prefix = self.options.prefix if self.prefix_commands else ""
+        prefix = self.config.prefix if self.prefix_commands else ""
         text = command_text(message.content, prefix, client.user.id)
         if text is None:
             return
-        self.reactions.remember(message.author)
         user = member_user(message.author, self._interest())
         channel, thread = place_of(message.channel, message.channel.id)
         invocation = Invocation(
@@ -229,27 +227,19 @@ class DiscordAdapter:
             delivery_id=delivery.of_message(message.id),
         )
         outcome = await self.layer.handle(invocation)
-        if outcome.duplicate:
-            return
-        answer = MessageAnswer(message)
-        await self.outcomes.deliver(
-            answer, outcome, place=message.channel.id, requester=mention(user)
-        )
+        await self._deliver(MessageAnswer(message), outcome, user.key)
 
     async def on_reaction(
-        self, client: HolmClient, payload: discord.RawReactionActionEvent, stamp: Stamp | None
+        self, payload: discord.RawReactionActionEvent, stamp: Stamp | None
     ) -> None:
-        if payload.guild_id == self.options.guild_id and not self._closing:
-            await self.reactions.on_reaction(client, payload, stamp)
+        if self.client is not None and payload.guild_id == self.guild_id and not self.closing:
+            await self.reactions.on_reaction(self.client, payload, stamp)
 
     async def on_button(self, interaction: discord.Interaction[Any], command: str) -> None:
         await self.run_interaction(interaction, command)
 
     async def run_interaction(self, interaction: discord.Interaction[Any], text: str) -> None:
         """A slash command or a button click: `text` run as the user, answered once."""
-        if self._closing:
-            return
-        self.reactions.remember(interaction.user)
         user = member_user(interaction.user, self._interest())
         channel_id = interaction.channel_id or 0
         channel, thread = place_of(interaction.channel, channel_id)
@@ -260,19 +250,44 @@ class DiscordAdapter:
             text=text,
             delivery_id=delivery.of_interaction(interaction.id),
         )
-        answer = InteractionAnswer(interaction)
-        outcome = await answer.run(self.layer.handle(invocation))
-        if outcome.duplicate:
-            return
-        await self.outcomes.deliver(answer, outcome, place=channel_id, requester=mention(user))
+        answer = InteractionAnswer(interaction, self.timings.defer_after)
+        outcome = await answer.run(self._handle(interaction, invocation))
+        if await self._is_vote_click(interaction, outcome):
+            # the request message shows the vote; the answer is for the voter only
+            outcome = replace(outcome, reply=outcome.reply.model_copy(update={"private": True}))
+        await self._deliver(answer, outcome, user.key)
+
+    async def _handle(
+        self, interaction: discord.Interaction[Any], invocation: Invocation
+    ) -> Outcome:
+        if self.closing:
+            return await self.layer.refuse(invocation, STOPPING)
+        missing = [p for p in NEEDED_IN_CHANNEL if not getattr(interaction.app_permissions, p)]
+        if missing:
+            names = ", ".join(name.replace("_", " ") for name in missing)
+            reason = f"holmbot cannot answer in this channel: it needs {names} here"
+            return await self.layer.refuse(invocation, reason)
+        return await self.layer.handle(invocation)
+
+    async def _is_vote_click(self, interaction: discord.Interaction[Any], outcome: Outcome) -> bool:
+        message = interaction.message
+        if message is None or outcome.progress is not None:
+            return False
+        ref = self.outcomes.ref(message)
+        bound = await self.layer.state.find_message(ref.platform, ref.channel, ref.message_id)
+        return bound is not None and bound.subject_kind == "request"
+
+    async def _deliver(self, answer: Any, outcome: Outcome, requester: str | None) -> None:
+        try:
+            await self.outcomes.deliver(answer, outcome, requester)
+        except discord.HTTPException as error:
+            log.warning("answering on Discord failed: %s", error)
 
     async def _tree_error(self, interaction: discord.Interaction[Any], error: Exception) -> None:
         log.error("slash command failed", exc_info=error)
         if not interaction.response.is_done():
             with contextlib.suppress(discord.HTTPException):
-                await interaction.response.send_message(
-                    "that command failed; see the bot's log", ephemeral=True
-                )
+                await interaction.response.send_message(FAILED, ephemeral=True)
 
     def _interest(self) -> frozenset[str]:
         return self.layer.policy.groups_of_interest(Platform.DISCORD)
@@ -282,34 +297,31 @@ class DiscordAdapter:
     async def _show_notices(self) -> None:
         async for notice in self.layer.subscribe(Platform.DISCORD):
             try:
-                await self._show(notice)
+                await self.show(notice)
             except Exception:  # one notice that cannot be shown must not silence the rest
                 log.exception("showing a %s notice on Discord failed", notice.kind)
 
-    async def _show(self, notice: Notice) -> None:
+    async def show(self, notice: Notice) -> None:
+        """Post or edit what one notice says."""
         outcome = notice.outcome
-        place = int(notice.thread or notice.channel)
-        requester = mention_key(notice.requester)
+        refs = [ref for ref in notice.refs if ref.platform is Platform.DISCORD]
         if notice.kind in EDITS:
-            for ref in notice.refs:
-                if ref.platform is Platform.DISCORD:
-                    await self.outcomes.edit(ref, outcome.reply)
-        elif notice.kind is NoticeKind.OPERATION_RESUMED:
-            if outcome.progress is None or notice.operation_id is None:
-                return
-            existing = next((r for r in notice.refs if r.platform is Platform.DISCORD), None)
+            for ref in refs:
+                await self.outcomes.edit(ref, outcome.reply)
+            return
+        resumed = notice.kind is NoticeKind.OPERATION_RESUMED
+        if resumed and refs and outcome.progress is not None and notice.operation_id:
+            message = self.outcomes.message(refs[-1])  # the newest, if it was posted afresh
             self.outcomes.spawn(
                 self.outcomes.follow(
-                    int(existing.thread or existing.channel) if existing else place,
-                    outcome.progress,
-                    notice.operation_id,
-                    title=outcome.reply.title,
-                    requester=requester,
-                    existing=existing,
+                    message, outcome.reply, outcome.progress, notice.operation_id, notice.requester
                 )
             )
-        else:  # APPROVED_RUNNING, ROLLBACK_PROPOSED: a new message in the channel
-            channel = self.outcomes.client.get_partial_messageable(place)  # type: ignore[union-attr]
-            await self.outcomes.deliver(
-                ChannelAnswer(channel), outcome, place=place, requester=requester
-            )
+        elif resumed and refs:
+            await self.outcomes.edit(refs[-1], outcome.reply)
+        else:  # APPROVED_RUNNING, ROLLBACK_PROPOSED, or nothing to edit: a new message
+            place = int(notice.thread or notice.channel)
+            channel = self.outcomes.connected().get_partial_messageable(place)
+            # an approved request's outcome answers its request message
+            request = self.outcomes.message(refs[0]) if refs and not resumed else None
+            await self._deliver(ChannelAnswer(channel, request), outcome, notice.requester)

@@ -32,7 +32,6 @@ Choices = list[app_commands.Choice[str]]
 AppCommand = app_commands.Command[Any, ..., Any] | app_commands.Group
 MAX_CHOICES = 25
 MAX_DESCRIPTION = 100
-COMPLETION_SECONDS = 2.0  # an autocomplete answer is due within 3 s too
 SERVICES_TTL = 30.0
 MAX_REVISION = 2**31 - 1
 
@@ -67,8 +66,9 @@ def _matching(values: Sequence[str], current: str) -> Choices:
 class Completions:
     """Autocomplete answers from the cluster, the registry and the backup service."""
 
-    def __init__(self, layer: CommandLayer) -> None:
+    def __init__(self, layer: CommandLayer, timeout: float) -> None:
         self.layer = layer
+        self.timeout = timeout  # an autocomplete answer is due within 3 s too
         self._services: tuple[float, list[str]] | None = None
 
     async def _services_now(self) -> list[str]:
@@ -80,7 +80,7 @@ class Completions:
 
     async def _answer(self, what: str, values: Callable[[], Awaitable[Sequence[str]]]) -> Any:
         try:
-            async with asyncio.timeout(COMPLETION_SECONDS):
+            async with asyncio.timeout(self.timeout):
                 return await values()
         except Exception as error:  # no suggestions beat a failed interaction
             log.warning("autocomplete of %s failed: %r", what, error)

@@ -1,22 +1,38 @@
-"""Replies as Discord embeds within Discord's limits; what does not fit goes up as a file.
+"""Replies as Discord messages: one embed within Discord's limits, buttons, and a file for
+what does not fit.
 
-Colour by tone, lines and a table (in a code block) in the description, fields as embed
-fields, users as mentions, actions as buttons. Limits: content 2000, title 256, description
-4096, 25 fields of name 256 / value 1024, footer 2048, 6000 characters over the whole embed.
+Colour by tone, the lines (Markdown escaped, users as `<@id>` mentions) and a table (in a code
+block) in the description, fields as embed fields, actions as buttons, the requester's mention
+as content. Discord's limits: content 2000, title 256, description 4096, 25 fields of name 256
+and value 1024, footer 2048, and 6000 characters over the whole embed. What is cut shows as its
+newest lines, and the whole goes up as a file (within the attachment size limit, 10 MiB unless
+the interaction says otherwise), named in the footer.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import discord
+from discord.utils import escape_markdown
 
 from bot.discord.buttons import view_of
 from bot.discord.identity import mention
-from bot.render.fitting import Budget, fit
-from commands.core.models import Action, Attachment, Reply, Table, Tone
+from bot.render.fitting import Budget, as_file, fit
+from commands.core.models import (
+    MENTION,
+    Action,
+    Attachment,
+    Platform,
+    Reply,
+    Table,
+    Tone,
+    User,
+    plain_mention,
+    render_mentions,
+)
 
 MAX_CONTENT = 2000
 MAX_TITLE = 256
@@ -24,11 +40,16 @@ MAX_DESCRIPTION = 4096
 MAX_FIELDS = 25
 MAX_FIELD_NAME = 256
 MAX_FIELD_VALUE = 1024
-MAX_FOOTER = 2048
 MAX_EMBED = 6000
+MAX_NOTE = 300  # the footer: what was cut and where the whole is
+INLINE_UP_TO = 40  # field values this short sit side by side
 DEFAULT_FILE_LIMIT = 10 * 1024 * 1024  # bytes per file since 2025-01, unless told otherwise
-# lines and table rows in the description; the rest of the embed's 6000 is for fields
-BUDGET = Budget(max_lines=40, max_chars=3000)
+# what the lines and table may take of the description, tried in order until it fits
+BUDGETS = (
+    Budget(max_lines=40, max_chars=3000),
+    Budget(max_lines=20, max_chars=1500),
+    Budget(max_lines=5, max_chars=500),
+)
 COLOURS = {
     Tone.INFO: discord.Colour.blurple(),
     Tone.SUCCESS: discord.Colour.green(),
@@ -48,17 +69,15 @@ class Rendered:
     content: str | None = None
     actions: tuple[Action, ...] = ()
     file: Attachment | None = None
-    notes: tuple[str, ...] = field(default=())  # what was cut, for logs and tests
 
     def files(self) -> list[discord.File]:
-        """The attachment as a fresh file object (one is consumed by each send)."""
+        """The attachment as a fresh file object (each send consumes one)."""
         if self.file is None:
             return []
-        data = io.BytesIO(self.file.content.encode())
-        return [discord.File(data, filename=self.file.filename)]
+        return [discord.File(io.BytesIO(self.file.content.encode()), filename=self.file.filename)]
 
     def send_kwargs(self) -> dict[str, Any]:
-        """Arguments for `send`, `reply` or a followup."""
+        """Arguments for `send`, `reply`, an interaction response or a followup."""
         kwargs: dict[str, Any] = {
             "embed": self.embed,
             "allowed_mentions": USER_MENTIONS if self.content else NO_MENTIONS,
@@ -72,8 +91,8 @@ class Rendered:
         return kwargs
 
     def edit_kwargs(self) -> dict[str, Any]:
-        """Arguments for `edit`: the buttons are replaced (none removes them); a file is
-        replaced only when there is one."""
+        """Arguments for `edit`: content, embed and buttons replaced (no actions: no buttons);
+        the file only when there is one. An edit never pings anyone again."""
         kwargs: dict[str, Any] = {
             "content": self.content,
             "embed": self.embed,
@@ -83,6 +102,22 @@ class Rendered:
         if self.file is not None:
             kwargs["attachments"] = self.files()
         return kwargs
+
+
+def markdown(value: str) -> str:
+    """Plain text as Discord Markdown: escaped, with users as mentions."""
+    parts, at = [], 0
+    for match in MENTION.finditer(value):
+        parts.append(escape_markdown(value[at : match.start()]))
+        user = User(platform=Platform(match[1]), id=match[2])
+        parts.append(
+            mention(user)
+            if user.platform is Platform.DISCORD
+            else escape_markdown(plain_mention(user))
+        )
+        at = match.end()
+    parts.append(escape_markdown(value[at:]))
+    return "".join(parts)
 
 
 def code_block(lines: list[str]) -> str:
@@ -99,58 +134,55 @@ def render(
     reply: Reply, *, content: str | None = None, file_limit: int = DEFAULT_FILE_LIMIT
 ) -> Rendered:
     """`reply` as one message; `content` (e.g. a mention of the requester) goes above it."""
-    reply = reply.with_mentions(mention)
-    fitted = fit(reply, BUDGET)
-    title = MARKS[reply.tone] + reply.title
-    parts = [title] if len(title) > MAX_TITLE else []  # a long title is shown in full below
-    parts.extend(fitted.lines)
-    if reply.table is not None and fitted.table_rows:
-        shown = Table(columns=reply.table.columns, rows=fitted.table_rows)
-        parts.append(code_block(shown.text_lines()))
-    elif reply.table is not None:
-        parts.append(code_block(reply.table.text_lines()[:1]))
-    description = clip("\n".join(parts), MAX_DESCRIPTION)
-    file = fitted.file if fitted.cut or reply.attachment is not None else None
-    notes: list[str] = []
-    if fitted.cut:
-        notes.append(f"{fitted.cut} more lines in the attached file")
+    title = MARKS[reply.tone] + markdown(reply.title)
+    description, file, cut = _description(reply, title)
+    notes = [f"{cut} more lines in the file"] if cut else []
     embed = discord.Embed(
         title=clip(title, MAX_TITLE), description=description or None, colour=COLOURS[reply.tone]
     )
-    room = MAX_EMBED - len(embed.title or "") - len(description) - 200  # 200: the footer
+    room = MAX_EMBED - len(embed.title or "") - len(description) - MAX_NOTE
     left_out = 0
     for item in reply.fields:
-        name, value = clip(item.name, MAX_FIELD_NAME), clip(item.value, MAX_FIELD_VALUE)
+        whole = (markdown(item.name) or "\u200b", markdown(item.value) or "\u200b")
+        name, value = clip(whole[0], MAX_FIELD_NAME), clip(whole[1], MAX_FIELD_VALUE)
         if len(embed.fields) == MAX_FIELDS or len(name) + len(value) > room:
             left_out += 1
             continue
-        if (name, value) != (item.name, item.value):
-            left_out += 1
-        embed.add_field(name=name, value=value, inline=len(value) <= 40)
+        left_out += (name, value) != whole  # shown, but cut
+        embed.add_field(name=name, value=value, inline=len(value) <= INLINE_UP_TO)
         room -= len(name) + len(value)
     if left_out:
-        notes.append(f"{left_out} fields cut or left out: all of them in the attached file")
-        file = file or whole_text(reply)
+        notes.append(f"{left_out} fields cut or left out")
+        file = file or reply.attachment or as_file(reply)
     if file is not None:
-        file, cut_note = within(file, file_limit)
-        notes.extend([cut_note] if cut_note else [])
-        lines = file.content.count("\n")
-        notes.insert(0, f"full output: {file.filename} ({lines} lines)")
+        file, kept = within(file, file_limit)
+        notes.insert(0, f"all of it: {file.filename} ({file.content.count(chr(10))} lines)")
+        notes.extend([kept] if kept else [])
     if notes:
-        embed.set_footer(text=clip("; ".join(notes), 200))
+        embed.set_footer(text=clip("; ".join(notes), MAX_NOTE))
     return Rendered(
         embed=embed,
         content=clip(content, MAX_CONTENT) if content else None,
         actions=tuple(reply.actions),
         file=file,
-        notes=tuple(notes),
     )
 
 
-def whole_text(reply: Reply) -> Attachment:
-    """The whole reply as text, for a reply whose fields did not fit."""
-    name = "".join(c if c.isalnum() else "-" for c in reply.title.lower())[:40].strip("-")
-    return Attachment(filename=f"{name or 'reply'}.txt", content=reply.text + "\n")
+def _description(reply: Reply, title: str) -> tuple[str, Attachment | None, int]:
+    """The description (within 4096), the file to attach if something was cut, and how many
+    lines or rows were cut: the largest budget whose description fits."""
+    for budget in BUDGETS:
+        fitted = fit(reply, budget)
+        parts = [title] if len(title) > MAX_TITLE else []  # shown whole here, cut in the title
+        parts.extend(markdown(line) for line in fitted.lines)
+        if reply.table is not None:
+            rows = [[render_mentions(c, plain_mention) for c in row] for row in fitted.table_rows]
+            shown = Table(columns=reply.table.columns, rows=rows)
+            parts.append(code_block(shown.text_lines()))
+        description = "\n".join(parts)
+        if len(description) <= MAX_DESCRIPTION:
+            break
+    return clip(description, MAX_DESCRIPTION), fitted.file, fitted.cut
 
 
 def within(file: Attachment, limit: int) -> tuple[Attachment, str | None]:
@@ -166,7 +198,9 @@ def within(file: Attachment, limit: int) -> tuple[Attachment, str | None]:
 
 def short(reply: Reply) -> str:
     """A private reply as short plain text, for where Discord has no ephemeral messages:
-    the title and, for a refusal of bad input, its usage lines."""
-    reply = reply.with_mentions(mention)
-    lines = [MARKS[reply.tone] + reply.title, *(f"`{line}`" for line in reply.lines[:3])]
+    the title and its first lines (a refusal's usage)."""
+    lines = [
+        MARKS[reply.tone] + markdown(reply.title),
+        *("`" + line.replace("`", "'") + "`" for line in reply.lines[:3]),
+    ]
     return clip("\n".join(lines), 400)

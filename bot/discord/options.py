@@ -1,23 +1,19 @@
-"""What the Discord adapter reads from the `discord` config section, with its own defaults.
+"""What the Discord adapter asks of Discord: intents, permissions, and its timings.
 
-Settings the config section does not (yet) have fall back to the defaults here, so the adapter
-runs on any `BotConfig` whose `discord` section carries at least the token and the guild.
+The settings themselves are `bot.settings.DiscordConfig` (token, guild, prefix, REST and
+gateway URLs, vote emoji); `Timings` holds the adapter's own waits, test-sized in tests.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import datetime
+from dataclasses import dataclass
 
 import discord
-import yarl
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-
-DEFAULT_API_URL = "https://discord.com/api/v10"
-DEFAULT_GATEWAY_URL = "wss://gateway.discord.gg/"
 
 # The bot's permissions, as the invite URL asks for them (docs/discord.md says why each).
 PERMISSIONS = discord.Permissions(
-    add_reactions=True,  # 1 << 6: the ✅ / ❌ on request messages
+    add_reactions=True,  # 1 << 6: the approve / deny reactions on request messages
     view_channel=True,  # 1 << 10: see the channel's messages and events
     send_messages=True,  # 1 << 11: replies, progress and request messages
     embed_links=True,  # 1 << 14: replies are embeds
@@ -25,48 +21,35 @@ PERMISSIONS = discord.Permissions(
     read_message_history=True,  # 1 << 16: read reactions of older request messages
     send_messages_in_threads=True,  # 1 << 38: answer commands typed in threads
 )
+# What a channel must allow the bot before a command there may start anything.
+NEEDED_IN_CHANNEL = ("view_channel", "send_messages", "embed_links")
 
 
-class DiscordOptions(BaseModel):
-    """The Discord adapter's settings: the `discord` config section plus defaults."""
+@dataclass(frozen=True)
+class Timings:
+    """The adapter's waits (seconds unless said otherwise)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", from_attributes=True)
+    guild_ready_timeout: float = 2.0  # discord.py waits this after the last GUILD_CREATE
+    start_timeout: float = 60.0  # READY and the guild must arrive within this
+    defer_after: float = 1.0  # an interaction still working by then is deferred
+    fresh_after: datetime.timedelta = datetime.timedelta(minutes=55)  # edits of older: capped
+    completion_timeout: float = 2.0  # an autocomplete answer is due within 3 s too
 
-    token: SecretStr
-    guild_id: int
-    prefix: str = "!"
-    api_url: str = DEFAULT_API_URL
-    gateway_url: str = DEFAULT_GATEWAY_URL
-    message_content: bool = True  # ask for the privileged intent prefix commands need
-    approve_emoji: str = "✅"
-    deny_emoji: str = "❌"
-    guild_ready_timeout: float = Field(default=2.0, gt=0)  # discord.py waits this after READY
 
-    @field_validator("api_url")
-    @classmethod
-    def _no_trailing_slash(cls, value: str) -> str:
-        return value.strip().rstrip("/")
+def intents(*, message_content: bool) -> discord.Intents:
+    """Guilds (channels, threads, roles), guild messages and reactions; the privileged
+    message content intent only when the application has it enabled."""
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    wanted.guild_messages = True
+    wanted.guild_reactions = True
+    wanted.message_content = message_content
+    return wanted
 
-    @classmethod
-    def of(cls, section: Any) -> DiscordOptions:
-        """Options from a config's `discord` section (a model or a mapping)."""
-        if isinstance(section, dict):
-            return cls.model_validate(section)
-        return cls.model_validate(section, from_attributes=True)
 
-    def gateway(self) -> yarl.URL:
-        """The gateway URL as discord.py's `DEFAULT_GATEWAY` wants it."""
-        return yarl.URL(self.gateway_url.strip())
-
-    def intents(self, *, message_content: bool) -> discord.Intents:
-        """Guilds (channels and roles), guild messages and reactions; the message content
-        intent only when asked for."""
-        intents = discord.Intents.none()
-        intents.guilds = True
-        intents.guild_messages = True
-        intents.guild_reactions = True
-        intents.message_content = message_content
-        return intents
+def content_intent_enabled(flags: discord.ApplicationFlags) -> bool:
+    """Whether the application may ask for message content (the Bot page's switch)."""
+    return flags.gateway_message_content or flags.gateway_message_content_limited
 
 
 def invite_url(application_id: int) -> str:

@@ -1,10 +1,11 @@
 """Progress messages: one per operation, edited in place with a progress bar.
 
 `LiveMessage` sends one edit at a time and keeps only the newest state while an edit is in
-flight, so the rate limits discord.py reads from Discord's headers decide how often the message
-changes, and the last state (the final result) is never dropped. A message about to be an hour
-old, or one Discord no longer lets be edited (30046) or that was deleted (10008), is replaced by
-a fresh message, which `repost` posts and binds.
+flight, so how often the message changes is decided by the rate limits discord.py reads from
+Discord's headers (it waits out `X-RateLimit-Reset-After` and a 429's `retry_after` itself),
+and the last state (the final result) is never dropped. Discord caps edits of messages over an
+hour old (code 30046): a message about to be that old, or one Discord refuses to edit so or no
+longer has (10008), is replaced by a fresh message, which `repost` posts and binds.
 """
 
 from __future__ import annotations
@@ -17,45 +18,42 @@ from collections.abc import Awaitable, Callable
 import discord
 
 from bot.discord.embeds import Rendered
-from bot.render.progress import progress_bar
+from bot.render.progress import operation_bar
+from commands.core.formatting import human_seconds
 from commands.core.models import FinalResult, Phase, Progress, Reply, Tone
 
 log = logging.getLogger(__name__)
 
-FRESH_AFTER = datetime.timedelta(minutes=55)  # Discord caps edits of messages over an hour old
 EDIT_TOO_OLD = 30046
 UNKNOWN_MESSAGE = 10008
-ATTEMPTS = 5  # for one state; a newer state replaces a failing one at once
+ATTEMPTS = 5  # tries of one state on errors discord.py does not retry (a newer state goes first)
+MAX_PROBLEMS = 10
 
 Message = discord.Message | discord.PartialMessage
 
 
-def progress_reply(item: Progress, title: str) -> Reply:
-    """What an operation's progress message shows for `item` (`title`: what runs)."""
+def progress_reply(header: Reply, item: Progress | None, elapsed: float) -> Reply:
+    """An operation's message: what runs (its command's title), then where it is."""
+    if item is None:
+        return Reply(title=header.title, lines=["starting…"])
     if isinstance(item, FinalResult):
-        mark = "done" if item.ok else "failed"
-        lines = [item.message, f"{mark} after {item.duration_seconds:.0f}s"]
-        if item.reason:
-            lines.append(f"reason: {item.reason}")
-        tone = Tone.SUCCESS if item.ok else Tone.ERROR
-        return Reply(title=title, tone=tone, lines=[bar(item), *lines])
-    lines = [bar(item), f"{item.phase}: {item.message}", *(f"⚠ {p}" for p in item.problems)]
-    tone = Tone.WARNING if item.phase is Phase.ROLLING_BACK or item.problems else Tone.INFO
-    return Reply(title=title, tone=tone, lines=lines)
-
-
-def bar(item: Progress) -> str:
-    """Updated-and-available replicas of desired (a rollout), else the phase as steps."""
-    if isinstance(item, FinalResult):
-        return progress_bar(1, 1) if item.ok else progress_bar(0, 1)
-    if item.desired:
-        done = min(item.updated or 0, item.available or 0)
-        if item.phase is Phase.VERIFYING:
-            done = item.desired
-        return progress_bar(done, item.desired)
-    steps = [Phase.WAITING, Phase.PROGRESSING, Phase.VERIFYING, Phase.DONE]
-    done = steps.index(item.phase) if item.phase in steps else 1
-    return progress_bar(done, len(steps) - 1)
+        ended = "done" if item.ok else "failed"
+        why = f" ({item.reason})" if item.reason else ""
+        lines = [
+            f"{operation_bar(item)}  {ended} after {human_seconds(item.duration_seconds)}{why}",
+            item.message,
+            f"operation {item.operation_id}",
+        ]
+        return Reply(title=header.title, tone=Tone.SUCCESS if item.ok else Tone.ERROR, lines=lines)
+    lines = [f"{operation_bar(item)}  {item.phase}: {item.message}"]
+    if item.desired is not None:
+        lines.append(f"{item.updated or 0} updated, {item.available or 0} available")
+    lines.extend(f"⚠ {problem}" for problem in item.problems[:MAX_PROBLEMS])
+    if len(item.problems) > MAX_PROBLEMS:
+        lines.append(f"and {len(item.problems) - MAX_PROBLEMS} more")
+    lines.append(f"operation {item.operation_id} · step {item.seq} · {human_seconds(elapsed)}")
+    warn = item.phase is Phase.ROLLING_BACK or item.problems
+    return Reply(title=header.title, tone=Tone.WARNING if warn else Tone.INFO, lines=lines)
 
 
 def age(message: Message) -> datetime.timedelta:
@@ -68,23 +66,19 @@ class LiveMessage:
     def __init__(
         self,
         message: Message,
-        repost: Callable[[Rendered], Awaitable[discord.Message]],
-        *,
-        fresh_after: datetime.timedelta = FRESH_AFTER,
+        repost: Callable[[Rendered], Awaitable[Message]],
+        fresh_after: datetime.timedelta,
     ) -> None:
         self.message = message
         self._repost = repost
         self._fresh_after = fresh_after
+        self._move = False  # Discord refused an edit of this message: post a fresh one
         self._pending: Rendered | None = None
         self._worker: asyncio.Task[None] | None = None
-        self.edits = 0  # edits that reached Discord
-        self.skipped = 0  # states replaced by a newer one before they were sent
 
     def show(self, rendered: Rendered) -> None:
-        """Show `rendered` as soon as the edit before it is done (replacing any state that
-        is still waiting)."""
-        if self._pending is not None:
-            self.skipped += 1
+        """Show `rendered` once the edit before it is done, replacing any state still
+        waiting."""
         self._pending = rendered
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain())
@@ -103,18 +97,18 @@ class LiveMessage:
     async def _put(self, rendered: Rendered) -> None:
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                if age(self.message) >= self._fresh_after:
+                if self._move or age(self.message) >= self._fresh_after:
                     self.message = await self._repost(rendered)
+                    self._move = False
                 else:
                     self.message = await self.message.edit(**rendered.edit_kwargs())
-                    self.edits += 1
                 return
             except discord.HTTPException as error:
                 if error.code in (EDIT_TOO_OLD, UNKNOWN_MESSAGE):
-                    self._fresh_after = datetime.timedelta(0)  # post afresh from now on
+                    self._move = True
                     continue
+                log.warning("editing progress message %s failed: %s", self.message.id, error)
                 if self._pending is not None:
                     return  # a newer state goes out instead
-                log.warning("editing progress message %s failed: %s", self.message.id, error)
                 await asyncio.sleep(min(2.0**attempt, 30.0))
         log.error("progress message %s: gave up on a state", self.message.id)

@@ -64,10 +64,10 @@ def fit(reply: Reply, budget: Budget) -> Fitted:
     else:
         shown_rows, lines = [], _tail(reply.lines, budget)
         cut = len(reply.lines) - len(lines)
-    return Fitted(lines, shown_rows, reply.attachment or _as_file(reply), cut)
+    return Fitted(lines, shown_rows, reply.attachment or as_file(reply), cut)
 
 
-def _as_file(reply: Reply) -> Attachment:
+def as_file(reply: Reply) -> Attachment:
     """The whole reply as text, for a reply that has no file of its own."""
     name = "".join(c if c.isalnum() else "-" for c in reply.title.lower())[:40].strip("-")
     return Attachment(filename=f"{name or 'reply'}.txt", content=reply.text + "\n")

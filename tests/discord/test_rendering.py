@@ -8,7 +8,8 @@ from bot.discord.appcommands import command_line, summary
 from bot.discord.client import route
 from bot.discord.embeds import MAX_EMBED, render, short
 from bot.discord.prefix import command_text
-from bot.discord.progress import bar, progress_reply
+from bot.discord.progress import progress_reply
+from bot.render.progress import operation_bar
 from commands.core.models import (
     Action,
     Attachment,
@@ -42,20 +43,40 @@ def test_a_long_log_shows_its_newest_lines_and_comes_whole_as_a_file() -> None:
     assert len(description) <= 4096 and embed_size(rendered.embed) <= MAX_EMBED
     assert lines[-1] in description and lines[0] not in description
     assert rendered.file is not None and rendered.file.content == whole
-    assert "nova.log (800 lines)" in (rendered.embed.footer.text or "")
+    assert "all of it: nova.log (800 lines)" in (rendered.embed.footer.text or "")
     [file] = rendered.files()
     assert file.filename == "nova.log" and file.fp.read() == whole.encode()
 
 
 def test_a_file_over_the_size_limit_keeps_its_newest_part() -> None:
-    content = "".join(f"line {i:06d}\n" for i in range(20000))
-    reply = Reply(title="logs", attachment=Attachment(filename="big.log", content=content))
+    lines = [f"line {i:06d}" for i in range(20000)]
+    content = "".join(f"{line}\n" for line in lines)
+    reply = Reply(
+        title="logs", lines=lines, attachment=Attachment(filename="big.log", content=content)
+    )
     rendered = render(reply, file_limit=64 * 1024)
     assert rendered.file is not None
     kept = rendered.file.content
     assert len(kept.encode()) <= 64 * 1024 and kept.endswith("line 019999\n")
     assert kept.startswith("line ") and "line 000000" not in kept
     assert "Discord's limit" in (rendered.embed.footer.text or "")
+
+
+def test_a_reply_whose_lines_all_show_sends_no_file() -> None:
+    whole = "a\nb\n"
+    reply = Reply(
+        title="logs", lines=["a", "b"], attachment=Attachment(filename="x", content=whole)
+    )
+    rendered = render(reply)
+    assert rendered.file is None and "files" not in rendered.send_kwargs()
+    assert rendered.embed.footer.text is None
+
+
+def test_markdown_in_lines_is_shown_as_typed() -> None:
+    reply = Reply(title="nova_api *up*", lines=["GET /a_b_c **bold** `tick`"])
+    embed = render(reply).embed
+    assert embed.title == r"nova\_api \*up\*"
+    assert embed.description == r"GET /a\_b\_c \*\*bold\*\* \`tick\`"
 
 
 def test_tables_go_in_code_blocks_users_are_mentions_and_tone_is_a_colour() -> None:
@@ -71,6 +92,7 @@ def test_tables_go_in_code_blocks_users_are_mentions_and_tone_is_a_colour() -> N
     assert embed.title == "❌ pending for <@1004>"
     description = embed.description or ""
     assert "asked by <@1004> and slack:UBOB" in description
+    assert "discord:1004" in description  # in a code block a mention would not render
     block = description[description.index("```") :]
     assert block.startswith("```\nID") and block.endswith("\n```")
     assert block.count("```") == 2  # the cell's ``` cannot end the block
@@ -161,11 +183,17 @@ def test_the_progress_bar_counts_updated_available_replicas() -> None:
         updated=3,
         available=2,
     )
-    assert bar(update) == "▰▰▰▰▰▱▱▱▱▱ 2/4"
+    assert operation_bar(update) == "▰▰▰▰▰▱▱▱▱▱ 2/4"
     verifying = update.model_copy(update={"phase": Phase.VERIFYING})
-    assert bar(verifying).endswith(" 4/4")
+    assert operation_bar(verifying).endswith(" 4/4")
     rolling_back = update.model_copy(update={"phase": Phase.ROLLING_BACK, "problems": ["crash"]})
-    assert progress_reply(rolling_back, "deploy nova v2").tone is Tone.WARNING
+    header = Reply(title="Deploying nova:v2")
+    shown = progress_reply(header, rolling_back, 3.0)
+    assert shown.tone is Tone.WARNING and shown.title == "Deploying nova:v2"
+    assert "⚠ crash" in shown.lines
     final = FinalResult(operation_id="op1", ok=False, message="nova failed", duration_seconds=12.4)
-    shown = progress_reply(final, "deploy nova v2")
-    assert shown.tone is Tone.ERROR and "failed after 12s" in shown.lines
+    ended = progress_reply(header, final, 13.0)
+    assert ended.tone is Tone.ERROR and ended.lines[:2] == [
+        "▱▱▱▱▱▱▱▱▱▱ 0/1  failed after 12s",
+        "nova failed",
+    ]
