@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from bot.metrics import Metrics
     from bot.slack.adapter import SlackAdapter
-    from bot.slack.api import Metrics
     from commands.flow.layer import CommandLayer
 
 

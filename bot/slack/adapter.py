@@ -17,7 +17,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.adapter import AdapterStatus
-from bot.slack.api import Metrics, SlackApi
+from bot.metrics import Metrics
+from bot.slack.api import SlackApi
 from bot.slack.connection import Connection, HttpConnection, SocketConnection
 from bot.slack.handlers import Handlers
 from bot.slack.identity import Channels, Groups

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from types import SimpleNamespace
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -24,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from yarl import URL
 
+from bot.metrics import Metrics
 from commands.core.models import Platform
 
 log = logging.getLogger(__name__)
@@ -31,14 +32,6 @@ log = logging.getLogger(__name__)
 MAX_WAITS = 10  # `call` gives up after this many 429s in a row
 DEFAULT_RETRY_AFTER = 1.0
 NOT_A_MEMBER = frozenset({"not_in_channel", "channel_not_found"})
-
-
-class Metrics(Protocol):
-    def chat_call(self, platform: Platform, method: str, status: int | str) -> None: ...
-    def rate_limited(self, platform: Platform, method: str) -> None: ...
-    def chat_error(self, platform: Platform, method: str) -> None: ...
-    def reconnect(self, platform: Platform) -> None: ...
-    def event_seen(self, platform: Platform) -> None: ...
 
 
 class RateLimited(Exception):

@@ -28,7 +28,7 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack.api import Metrics
+from bot.metrics import Metrics
 from bot.slack.options import COMMANDS_PATH, SlackOptions
 from commands.core.models import Platform
 

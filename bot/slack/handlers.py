@@ -21,8 +21,8 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.metrics import Metrics
 from bot.slack import delivery
-from bot.slack.api import Metrics
 from bot.slack.blocks import ACTION_PREFIX, mrkdwn, render
 from bot.slack.identity import NOT_A_MEMBER, Channels, Groups
 from bot.slack.options import SlackOptions

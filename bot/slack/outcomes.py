@@ -221,19 +221,15 @@ class Outcomes:
     # --- background work ----------------------------------------------------------------------
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run `work` in the background; failures are logged; `close` cancels it."""
-
-        async def guarded() -> None:
-            try:
-                await work
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("following an outcome on Slack failed")
-
-        task = asyncio.create_task(guarded())
+        """Run `work` in the background (a failure is logged); `close` cancels it."""
+        task = asyncio.create_task(work)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("following an outcome on Slack failed", exc_info=error)
 
     @property
     def busy(self) -> bool:
