@@ -29,6 +29,7 @@ from commands.tracking.tracker import Tracker
 from sandbox.resources import DEPLOYMENTS
 from sandbox.serving import write_kubeconfig
 from tests.commands.servers import Serve, fault_app
+from tests.console.driver import crash_looping, new_pod_prefix
 from tests.kubectl import kubectl as run_kubectl
 
 NS = "holm"
@@ -227,7 +228,8 @@ async def test_crash_looping_deploy_is_rolled_back_and_says_why(sandbox: Any, bo
     assert "rollback trigger fired: 100% of new pods failing (nova-" in final.message
     assert f"rolled back to revision 2 ({image('nova', 'v1.1')}) (now revision 4)" in final.message
     assert any(m.message.endswith("rolling back to revision 2") for m in updates)
-    assert any(p for u in updates for p in u.problems if "Error" in p or "CrashLoopBackOff" in p)
+    crashing = crash_looping(new_pod_prefix(sandbox, "nova", image("nova", "v2-broken")))
+    assert any(crashing.fullmatch(p) for u in updates for p in u.problems), updates
     assert current_image(sandbox, "nova") == image("nova", "v1.1")
     assert deployment(sandbox, "nova")["status"]["availableReplicas"] == 2
     assert [number for number, _ in await kubectl_history(sandbox, "nova")] == [1, 3, 4]

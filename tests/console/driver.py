@@ -23,7 +23,7 @@ from commands.core.models import User
 from commands.flow.layer import CommandLayer
 from commands.store.state import State
 from sandbox.cluster import Sandbox
-from sandbox.resources import DEPLOYMENTS, PODS
+from sandbox.resources import DEPLOYMENTS, PODS, REPLICASETS
 from tests.kubectl import kubectl
 
 NS = "holm"
@@ -173,6 +173,26 @@ def rolled_out(sandbox: Sandbox, name: str) -> bool:
         and status.get("availableReplicas", 0) == replicas
         and status.get("replicas", 0) == replicas
     )
+
+
+def new_pod_prefix(sandbox: Sandbox, app: str, image: str) -> str:
+    """`APP-HASH-`: how the names of the pods of the ReplicaSet running `image` begin."""
+    [owned] = [
+        rs
+        for rs in sandbox.store.list(REPLICASETS, NS)
+        if rs["metadata"]["labels"].get("app") == app
+        and image in {c["image"] for c in rs["spec"]["template"]["spec"]["containers"]}
+    ]
+    return f"{owned['metadata']['name']}-"
+
+
+def crash_looping(prefix: str) -> re.Pattern[str]:
+    """A pod state the bot prints for a container that exits with code 1, over and over: just
+    exited (Error), or waiting out the restart back-off (CrashLoopBackOff)."""
+    restarts = r"\d+ restarts?"
+    exited = rf"Error \(exit code 1(, {restarts})?\)"
+    backing_off = rf"CrashLoopBackOff \(last terminated: Error, {restarts}\)"
+    return re.compile(rf"{re.escape(prefix)}\w+: ({exited}|{backing_off})")
 
 
 def last_termination_reasons(sandbox: Sandbox, app: str) -> set[str]:

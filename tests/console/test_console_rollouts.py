@@ -13,10 +13,12 @@ from sandbox.resources import DEPLOYMENTS, REPLICASETS
 from tests.console.driver import (
     NS,
     Console,
+    crash_looping,
     current_image,
     deployment,
     desired_state,
     image,
+    new_pod_prefix,
     operation_id,
     pods,
     rolled_out,
@@ -94,26 +96,6 @@ async def test_deploy_of_a_missing_tag_is_refused_before_any_change(
     status = await console.run("/status nova")
     assert "running:" not in status  # nothing is being tracked
     assert [n for n, _ in await kubectl_history(sandbox, "nova")] == [1, 2]
-
-
-def new_pod_prefix(sandbox: Sandbox, app: str, image: str) -> str:
-    """`APP-HASH-`: how the names of the pods of the ReplicaSet running `image` begin."""
-    [owned] = [
-        rs
-        for rs in sandbox.store.list(REPLICASETS, NS)
-        if rs["metadata"]["labels"].get("app") == app
-        and image in {c["image"] for c in rs["spec"]["template"]["spec"]["containers"]}
-    ]
-    return f"{owned['metadata']['name']}-"
-
-
-def crash_looping(prefix: str) -> re.Pattern[str]:
-    """A pod state the bot prints for a container that exits with code 1, over and over: just
-    exited (Error), or waiting out the restart back-off (CrashLoopBackOff)."""
-    restarts = r"\d+ restarts?"
-    exited = rf"Error \(exit code 1(, {restarts})?\)"
-    backing_off = rf"CrashLoopBackOff \(last terminated: Error, {restarts}\)"
-    return re.compile(rf"{re.escape(prefix)}\w+: ({exited}|{backing_off})")
 
 
 async def test_a_crash_looping_deploy_is_rolled_back_automatically_and_says_why(
