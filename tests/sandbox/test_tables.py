@@ -723,5 +723,6 @@ def test_include_object_modes() -> None:
 
 
 def test_now_defaults_to_the_current_time() -> None:
-    fresh = {"metadata": {"name": "fresh", "creationTimestamp": datetime.now(UTC).isoformat()}}
-    assert to_table(NAMESPACES, [fresh])["rows"][0]["cells"][2] in ("0s", "1s")
+    created = (datetime.now(UTC) - timedelta(days=10)).isoformat()  # "10d" for a whole day on
+    old = {"metadata": {"name": "old", "creationTimestamp": created}}
+    assert to_table(NAMESPACES, [old])["rows"][0]["cells"][2] == "10d"
