@@ -548,6 +548,7 @@ class FakeSlack:
         if button is None:
             raise AssertionError(f"no {label!r} button on message {message.ts}: {message.buttons}")
         n = next(self._ids)
+        threaded = {"thread_ts": message.thread_ts} if message.thread_ts else {}
         return {
             "type": "block_actions",
             "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
@@ -558,6 +559,7 @@ class FakeSlack:
                 "message_ts": message.ts,
                 "channel_id": message.channel,
                 "is_ephemeral": False,
+                **threaded,
             },
             "trigger_id": f"{n}.{self._random.randrange(10**12)}.fedcba",
             "team": {"id": TEAM, "domain": "holm"},
@@ -568,6 +570,7 @@ class FakeSlack:
                 "text": message.text,
                 "blocks": message.blocks,
                 "user": message.user,
+                **threaded,
             },
             "response_url": f"{self.url}/respond/{n}",
             "actions": [

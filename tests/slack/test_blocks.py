@@ -8,10 +8,23 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.models.blocks import Block
 
 from bot.metrics import Metrics
+from bot.render.progress import progress_bar
 from bot.slack.api import SlackApi
 from bot.slack.blocks import MAX_BLOCKS, MAX_MESSAGE, render, size
+from bot.slack.progress import progress_message
 from bot.slack.slash import BY_NAME, mention_text
-from commands.core.models import Action, ActionStyle, Attachment, Reply, ReplyField, Table, Tone
+from commands.core.models import (
+    Action,
+    ActionStyle,
+    Attachment,
+    FinalResult,
+    Phase,
+    ProgressUpdate,
+    Reply,
+    ReplyField,
+    Table,
+    Tone,
+)
 from commands.core.parser import HelpCommand, help_reply
 
 HUGE = Reply(
@@ -109,3 +122,47 @@ def test_a_slash_command_is_its_command_text(command: str, typed: str, text: str
 )
 def test_a_mention_is_the_text_after_it(said: str, text: str) -> None:
     assert mention_text(said) == text
+
+
+def test_a_progress_message_shows_service_phase_bar_problems_and_elapsed_time() -> None:
+    header = Reply(title="Deploying nova:v2", fields=[ReplyField(name="container", value="nova")])
+    update = ProgressUpdate(
+        operation_id="op-1",
+        message='Waiting for deployment "nova" rollout to finish',
+        service="nova",
+        phase=Phase.PROGRESSING,
+        seq=4,
+        desired=4,
+        updated=2,
+        available=1,
+        problems=[f"nova-7d9-{i}: CrashLoopBackOff" for i in range(12)],
+    )
+    rendered = progress_message(header, update, elapsed=75)
+    for block in rendered.blocks:
+        Block.parse(block).validate_json()  # type: ignore[union-attr]
+    text = "\n".join(
+        t
+        for b in rendered.blocks
+        for t in [b.get("text", {}).get("text", "")]
+        + [f["text"] for f in b.get("fields", [])]
+        + [e["text"] for e in b.get("elements", [])]
+    )
+    assert rendered.blocks[0]["text"]["text"] == ":warning: Deploying nova:v2"  # problems
+    for shown in ("*Service*\nnova", "*Phase*\nprogressing", "*Elapsed*\n1m15s"):
+        assert shown in text, text
+    assert "*Replicas*\n2 updated, 1 available of 4" in text
+    assert f"`{progress_bar(1, 4)}`" in text  # both updated and available
+    assert ":warning: nova-7d9-9: CrashLoopBackOff" in text and "and 2 more" in text
+    assert "nova-7d9-10" not in text
+    final = FinalResult(
+        operation_id="op-1",
+        ok=False,
+        service="nova",
+        message="deploy nova:v2 failed",
+        duration_seconds=12,
+        reason="CrashLoopBackOff",
+    )
+    done = progress_message(header, final, elapsed=12)
+    assert done.blocks[0]["text"]["text"] == ":x: Deploying nova:v2"
+    assert "*failed* after 12s (CrashLoopBackOff)" in str(done.blocks)
+    assert not any(b["type"] == "actions" for b in done.blocks)  # actions go in the thread

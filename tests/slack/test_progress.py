@@ -8,7 +8,7 @@ import json
 
 from bot.settings import BotConfig
 from sandbox.cluster import Sandbox
-from tests.console.driver import NS, audit_log, image, with_changes
+from tests.console.driver import NS, audit_log, current_image, image, with_changes
 from tests.fakes.slack import Call, FakeSlack, Message
 from tests.kubectl import kubectl
 from tests.polling import eventually
@@ -105,3 +105,33 @@ async def test_after_a_restart_the_operation_goes_on_in_the_same_message(
     deploys = [e for e in await audit_log(config) if e["action"] == "deploy"]
     assert [e["outcome"] for e in deploys] == ["ok"]
     assert first.adapter.status().connected is False  # closed
+
+
+async def test_a_crash_looping_deploy_fails_in_its_message_and_asks_to_roll_back(
+    bot_config: BotConfig, slack: FakeSlack, sandbox: Sandbox
+) -> None:
+    config = with_changes(bot_config, rollout={"auto_rollback": "approve"})
+    async with running(config) as bot:
+        await slack.ack_of(await slack.command("/deploy", "nova v2-broken", user=ALICE))
+        progress = (await eventually(lambda: slack.posted(OPS)))[0]
+        question = await eventually(
+            lambda: [m for m in slack.posted(OPS) if "Roll nova back to revision 2?" in m.shown],
+            timeout=60,
+        )
+        await eventually(lambda: progress.blocks[0]["text"]["text"].startswith(":x: "))
+        assert "*failed* after" in progress.shown
+        result = await eventually(lambda: slack.replies(progress.ts))
+        assert [b["text"]["text"] for b in result[0].buttons] == ["Logs"]
+        # the question is a request message like any other: a reaction approves it
+        request = question[0]
+        assert [b["text"]["text"] for b in request.buttons] == ["Approve", "Deny"]
+        await eventually(lambda: set(request.reactions) == {"white_check_mark", "x"})
+        await slack.event(slack.reaction_event("UBOB", request, "white_check_mark"))
+        await eventually(lambda: "approved" in request.blocks[0]["text"]["text"])
+        await eventually(lambda: image("nova", "v1.1") == current_image(sandbox, "nova"), 60)
+        # the Logs button of the failed result answers for all to see, in the result's thread
+        before = len(slack.posted(OPS))
+        await slack.ack_of(await slack.click(result[0], "Logs", ALICE))
+        logs = (await eventually(lambda: slack.posted(OPS)[before:]))[0]
+        assert logs.thread_ts == progress.ts and "logs for nova" in logs.shown.lower()
+        await bot.idle()
