@@ -17,8 +17,11 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 FROM python:3.11-slim
 # The uid deploy/deployment.yaml runs the pod as (runAsUser, runAsGroup, fsGroup).
 ARG HOLMBOT_UID=10001
+# MALLOC_ARENA_MAX=1: glibc keeps freed memory in one pool per thread; the bot's worker
+# threads (Kubernetes calls, log decoding) would otherwise hold several MiB each (bench/memory.py).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    MALLOC_ARENA_MAX=1 \
     HOLMBOT_STATE_DIR=/var/lib/holmbot
 COPY --from=builder /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl \

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import signal
 import tempfile
@@ -28,6 +29,8 @@ from kubernetes import client, config
 from sandbox.cluster import Sandbox
 from sandbox.seed import NAMESPACE, SERVICES
 
+# The bot's process environment as the Dockerfile sets it (glibc's pools: see the Dockerfile).
+IMAGE_ENV = {"MALLOC_ARENA_MAX": "1"}
 MARKER = "help: health"  # the first line of `help health`'s reply
 SETTLE_SECONDS = 3.0
 IDLE_TARGET_MIB = 100
@@ -176,6 +179,7 @@ async def _bench(args: argparse.Namespace, state: Path) -> None:
         console = await asyncio.create_subprocess_exec(
             "holmbot", "console", "--config", str(sandbox.bot_config_path),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, **IMAGE_ENV},
         )  # fmt: skip
         try:
             await _send(console, [])
