@@ -452,13 +452,14 @@ class FakeDiscord:
         self,
         user_id: int,
         channel_id: int,
-        name: str,
+        command: str,
         subcommand: str | None = None,
+        /,
         **values: Any,
     ) -> Interaction:
         """A member runs a synced slash command with option values: INTERACTION_CREATE."""
-        definition = self.command(name)
-        data = {"id": definition["id"], "name": name, "type": 1, "guild_id": str(GUILD_ID)}
+        definition = self.command(command)
+        data = {"id": definition["id"], "name": command, "type": 1, "guild_id": str(GUILD_ID)}
         data["options"] = self._options(definition, subcommand, values)
         return await self._interact(2, user_id, channel_id, data)
 
@@ -466,14 +467,15 @@ class FakeDiscord:
         self,
         user_id: int,
         channel_id: int,
-        name: str,
+        command: str,
         focused: str,
         subcommand: str | None = None,
+        /,
         **values: Any,
     ) -> Interaction:
         """A member types in an option that autocompletes (type 4, `focused` marks it)."""
-        definition = self.command(name)
-        data = {"id": definition["id"], "name": name, "type": 1, "guild_id": str(GUILD_ID)}
+        definition = self.command(command)
+        data = {"id": definition["id"], "name": command, "type": 1, "guild_id": str(GUILD_ID)}
         data["options"] = self._options(definition, subcommand, values, focused=focused)
         return await self._interact(4, user_id, channel_id, data)
 
