@@ -207,6 +207,10 @@ class DiscordAdapter:
         if self.client is not None:
             await self.reactions.reconcile(self.client)
 
+    async def on_resumed(self) -> None:
+        """The session resumed: Discord replays what it missed, nothing to reconcile."""
+        self.metrics.reconnect(Platform.DISCORD)
+
     async def on_message(self, message: discord.Message) -> None:
         client = self.client
         if client is None or client.user is None or message.author.bot or self.closing:

@@ -40,6 +40,7 @@ class Handlers(Protocol):
     """What the adapter does with the events the client passes on."""
 
     async def on_ready(self) -> None: ...
+    async def on_resumed(self) -> None: ...
     async def on_message(self, message: discord.Message) -> None: ...
     async def on_reaction(
         self, payload: discord.RawReactionActionEvent, stamp: Stamp | None
@@ -122,6 +123,9 @@ class HolmClient(discord.Client):
 
     async def on_ready(self) -> None:
         await self.handlers.on_ready()
+
+    async def on_resumed(self) -> None:
+        await self.handlers.on_resumed()
 
     async def on_message(self, message: discord.Message) -> None:
         await self.handlers.on_message(message)

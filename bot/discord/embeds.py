@@ -1,8 +1,9 @@
 """Replies as Discord messages: one embed within Discord's limits, buttons, and a file for
 what does not fit.
 
-Colour by tone, the lines (Markdown escaped, users as `<@id>` mentions) and a table (in a code
-block) in the description, fields as embed fields, actions as buttons, the requester's mention
+Colour by tone, the title (in the description when it names a user: embed titles render no
+mentions), the lines (Markdown escaped, users as `<@id>` mentions) and a table (in a code block)
+in the description, fields as embed fields, actions as buttons, the requester's mention
 as content. Discord's limits: content 2000, title 256, description 4096, 25 fields of name 256
 and value 1024, footer 2048, and 6000 characters over the whole embed. What is cut shows as its
 newest lines, and the whole goes up as a file (within the attachment size limit, 10 MiB unless
@@ -135,10 +136,14 @@ def render(
 ) -> Rendered:
     """`reply` as one message; `content` (e.g. a mention of the requester) goes above it."""
     title = MARKS[reply.tone] + markdown(reply.title)
-    description, file, cut = _description(reply, title)
+    # an embed title renders no mentions: a title with one (or too long) leads the description
+    in_description = len(title) > MAX_TITLE or MENTION.search(reply.title) is not None
+    description, file, cut = _description(reply, f"**{title}**" if in_description else None)
     notes = [f"{cut} more lines in the file"] if cut else []
     embed = discord.Embed(
-        title=clip(title, MAX_TITLE), description=description or None, colour=COLOURS[reply.tone]
+        title=None if in_description else title,
+        description=description or None,
+        colour=COLOURS[reply.tone],
     )
     room = MAX_EMBED - len(embed.title or "") - len(description) - MAX_NOTE
     left_out = 0
@@ -168,12 +173,12 @@ def render(
     )
 
 
-def _description(reply: Reply, title: str) -> tuple[str, Attachment | None, int]:
-    """The description (within 4096), the file to attach if something was cut, and how many
-    lines or rows were cut: the largest budget whose description fits."""
+def _description(reply: Reply, title: str | None) -> tuple[str, Attachment | None, int]:
+    """The description (within 4096; `title` first, if given), the file to attach if something
+    was cut, and how many lines or rows were cut: the largest budget whose description fits."""
     for budget in BUDGETS:
         fitted = fit(reply, budget)
-        parts = [title] if len(title) > MAX_TITLE else []  # shown whole here, cut in the title
+        parts = [title] if title else []
         parts.extend(markdown(line) for line in fitted.lines)
         if reply.table is not None:
             rows = [[render_mentions(c, plain_mention) for c in row] for row in fitted.table_rows]

@@ -29,7 +29,9 @@ the message content intent (1 << 15) asked for without `content_intent_allowed` 
 4014, and without the intent a message that does not mention the bot arrives with empty
 content. Dispatches are numbered per session and kept, so `drop()` followed by the client's
 RESUME (op 6) replays what it missed (and `replay_extra` events it had already seen), then
-RESUMED; with `resumable` off a RESUME is answered INVALID_SESSION (op 9, false).
+RESUMED; with `resumable` off a RESUME is answered INVALID_SESSION (op 9, false). While `gate`
+is cleared, IDENTIFY and RESUME wait: the bot stays disconnected, and what users do meanwhile
+is kept for the session (replayed on RESUME, lost if it cannot resume).
 """
 
 from __future__ import annotations
@@ -297,6 +299,7 @@ class Interaction:
     channel_id: int
     data: dict[str, Any]
     created: float  # time.monotonic()
+    payload: dict[str, Any] = field(default_factory=dict)  # as dispatched
     message_id: int | None = None  # the component's message
     answers: list[dict[str, Any]] = field(default_factory=list)  # callback bodies, in order
     answered_at: float | None = None
@@ -346,6 +349,8 @@ class FakeDiscord:
         self.retry_after = 0.1
         self.edit_cap_after: float | None = None
         self.resumable = True
+        self.gate = asyncio.Event()  # cleared: IDENTIFY and RESUME wait (the bot stays offline)
+        self.gate.set()
         self.replay_extra = 0
         self.slow_interaction_fetch = 0.0
         self._random = random.Random(seed)
@@ -576,8 +581,16 @@ class FakeDiscord:
         }
         if message is not None:
             payload["message"] = message.payload(self.members)
+        interaction.payload = payload
         await self.dispatch("INTERACTION_CREATE", payload)
         return interaction
+
+    async def redeliver(self, item: Interaction | Message) -> None:
+        """Dispatch an interaction or a member's message again, as it was (a new number)."""
+        if isinstance(item, Interaction):
+            await self.dispatch("INTERACTION_CREATE", item.payload)
+        else:
+            await self.dispatch("MESSAGE_CREATE", item.payload(self.members))
 
     # --- the gateway ---------------------------------------------------------------------
 
@@ -620,8 +633,10 @@ class FakeDiscord:
             if op == 1:
                 await ws.send_str(json.dumps({"op": 11}))
             elif op == 2:
+                await self.gate.wait()
                 await self._identify(ws, data)
             elif op == 6:
+                await self.gate.wait()
                 await self._resume(ws, data)
         for session in self.sessions.values():
             if session.ws is ws:
