@@ -15,11 +15,12 @@ import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 
 from bot.adapter import AdapterStatus
 from bot.metrics import Metrics
-from bot.slack.api import SlackApi
-from bot.slack.connection import Connection, HttpConnection, SocketConnection
+from bot.slack.api import SlackApi, error_code
+from bot.slack.connection import Connection, HttpConnection, SlackRefused, SocketConnection
 from bot.slack.handlers import Handlers
 from bot.slack.identity import Channels, Groups
 from bot.slack.options import SlackOptions
@@ -57,7 +58,13 @@ class SlackAdapter:
         """Check the token, register the listeners, connect, and start showing notices."""
         client = await self.api.open()
         try:
-            auth = await self.api.call("auth_test")
+            try:
+                auth = await self.api.call("auth_test")
+            except SlackApiError as error:
+                raise SlackRefused(
+                    f"Slack refused the bot token ({error_code(error) or error}): check "
+                    "HOLMBOT_SLACK__BOT_TOKEN (the xoxb- Bot User OAuth Token)"
+                ) from error
             self.bot_user_id = auth.get("user_id")
             self.app = AsyncApp(
                 client=client,

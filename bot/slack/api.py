@@ -8,7 +8,9 @@ status, bolt's own (`auth.test`) and the Socket Mode client's (`apps.connections
 429s are handled here and only here: the client keeps slack-sdk's default retry handlers
 (connection errors only, no rate-limit handler), `once` raises `RateLimited` with the
 `Retry-After` seconds, and `call` waits them out. The progress messages use `once`, so that a
-newer state replaces a waiting one instead of an old state being sent after the wait.
+newer state replaces a waiting one instead of an old state being sent after the wait. (The one
+call slack-sdk's Socket Mode client makes on its own, `apps.connections.open` when it
+reconnects, it waits out itself; nothing here retries that one.)
 """
 
 from __future__ import annotations

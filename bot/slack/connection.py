@@ -27,12 +27,18 @@ from typing import Any, Protocol
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 
 from bot.metrics import Metrics
+from bot.slack.api import error_code
 from bot.slack.options import COMMANDS_PATH, SlackOptions
 from commands.core.models import Platform
 
 log = logging.getLogger(__name__)
+
+
+class SlackRefused(Exception):
+    """Slack refused a token at start: the message says which setting to check."""
 
 
 class Connection(Protocol):
@@ -76,7 +82,19 @@ class SocketConnection:
         self._watchdog: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Connect, and wait (bounded) for the first hello; the watchdog takes it from there."""
+        """Connect, and wait (bounded) for the first hello; the watchdog takes it from there.
+
+        The first WebSocket URL is asked for here, so that a refused app token fails the start
+        in words (slack-sdk itself would ask again and again)."""
+        client = self.handler.client
+        try:
+            opened = await client.web_client.apps_connections_open(app_token=client.app_token)
+        except SlackApiError as error:
+            raise SlackRefused(
+                f"Slack refused the app-level token ({error_code(error) or error}): check "
+                "HOLMBOT_SLACK__APP_TOKEN (an xapp- token with connections:write)"
+            ) from error
+        client.wss_uri = opened["url"]
         await self.handler.connect_async()
         try:
             await asyncio.wait_for(self._hello.wait(), self.options.start_timeout)

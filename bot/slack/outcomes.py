@@ -242,6 +242,7 @@ class Outcomes:
         await self.editors.settle()
 
     async def close(self) -> None:
+        self.editors.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -127,10 +127,16 @@ class LiveMessage:
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain())
 
+    def cancel(self) -> None:
+        """Stop editing (the adapter is closing)."""
+        self._pending = None
+        if self._worker is not None:
+            self._worker.cancel()
+
     async def settle(self) -> None:
         """Wait until the newest state is shown (or given up on)."""
         while self._worker is not None and not self._worker.done():
-            await asyncio.shield(self._worker)
+            await asyncio.wait({self._worker})
 
     async def _drain(self) -> None:
         failures = 0
@@ -200,6 +206,10 @@ class Editors:
         """Wait until every message shows its newest state."""
         for live in list(self._live.values()):
             await live.settle()
+
+    def close(self) -> None:
+        for live in self._live.values():
+            live.cancel()
 
     def _forget_idle(self) -> None:
         """Drop messages idle for a while (their interval has long passed)."""

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import re
 
+import pytest
+from pydantic import SecretStr
+
 from bot.adapter import AdapterStatus
+from bot.settings import BotConfig
+from bot.slack.connection import SlackRefused
 from tests.fakes.slack import FakeSlack
 from tests.polling import eventually
-from tests.slack.conftest import ALICE, OPS, Bot
+from tests.slack.conftest import ALICE, OPS, Bot, running, slack_section
 
 
 def status_when(bot: Bot, *, connected: bool) -> AdapterStatus | None:
@@ -42,3 +47,17 @@ async def test_a_dropped_connection_that_comes_back_silent_is_replaced_and_the_g
     ack = await slack.ack_of(await slack.command("/health", user=ALICE))
     assert ack["response_type"] == "in_channel"
     await eventually(lambda: slack.posted(OPS))
+
+
+@pytest.mark.parametrize(
+    ("token", "setting"),
+    [("bot_token", "HOLMBOT_SLACK__BOT_TOKEN"), ("app_token", "HOLMBOT_SLACK__APP_TOKEN")],
+)
+async def test_a_refused_token_fails_the_start_and_names_its_setting(
+    bot_config: BotConfig, slack: FakeSlack, token: str, setting: str
+) -> None:
+    section = slack_section(slack).model_copy(update={token: SecretStr("xoxb-revoked")})
+    config = bot_config.model_copy(update={"slack": section})
+    with pytest.raises(SlackRefused, match=f"invalid_auth.*{setting}"):
+        async with running(config):
+            pass

@@ -130,8 +130,7 @@ async def test_a_crash_looping_deploy_fails_in_its_message_and_asks_to_roll_back
         await eventually(lambda: "approved" in request.blocks[0]["text"]["text"])
         await eventually(lambda: image("nova", "v1.1") == current_image(sandbox, "nova"), 60)
         # the Logs button of the failed result answers for all to see, in the result's thread
-        before = len(slack.posted(OPS))
         await slack.ack_of(await slack.click(result[0], "Logs", ALICE))
-        logs = (await eventually(lambda: slack.posted(OPS)[before:]))[0]
-        assert logs.thread_ts == progress.ts and "logs for nova" in logs.shown.lower()
+        logs = (await eventually(lambda: slack.replies(progress.ts)[1:]))[0]
+        assert "logs for nova" in logs.shown.lower()
         await bot.idle()
