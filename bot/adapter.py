@@ -6,9 +6,18 @@ its platform is configured), started once, asked for its status by `/ready`, clo
 
 from __future__ import annotations
 
-from typing import Protocol
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, ConfigDict
+
+from commands.core.models import Notice, Platform
+
+if TYPE_CHECKING:
+    from commands.flow.layer import CommandLayer
+
+log = logging.getLogger(__name__)
 
 
 class AdapterStatus(BaseModel):
@@ -37,3 +46,15 @@ class ChatAdapter(Protocol):
 
     def status(self) -> AdapterStatus:
         """The connection as it is now."""
+
+
+async def show_notices(
+    layer: CommandLayer, platform: Platform, show: Callable[[Notice], Awaitable[None]]
+) -> None:
+    """Show every notice for `platform` as it comes; one that cannot be shown is logged and
+    does not silence the rest. Runs until cancelled."""
+    async for notice in layer.subscribe(platform):
+        try:
+            await show(notice)
+        except Exception:
+            log.exception("showing a %s notice on %s failed", notice.kind, platform)

@@ -17,7 +17,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
-from bot.adapter import AdapterStatus
+from bot.adapter import AdapterStatus, show_notices
 from bot.metrics import Metrics
 from bot.slack.api import SlackApi, error_code
 from bot.slack.connection import Connection, HttpConnection, SlackRefused, SocketConnection
@@ -87,7 +87,7 @@ class SlackAdapter:
         except BaseException:
             await self.api.close()
             raise
-        self._notices = asyncio.create_task(self._show_notices())
+        self._notices = asyncio.create_task(show_notices(self.layer, Platform.SLACK, self.show))
 
     async def close(self) -> None:
         """Stop taking commands, let edits already due go out (briefly), disconnect."""
@@ -126,13 +126,6 @@ class SlackAdapter:
         )
 
     # --- notices ------------------------------------------------------------------------------
-
-    async def _show_notices(self) -> None:
-        async for notice in self.layer.subscribe(Platform.SLACK):
-            try:
-                await self.show(notice)
-            except Exception:  # one notice that cannot be shown must not silence the rest
-                log.exception("showing a %s notice on Slack failed", notice.kind)
 
     async def show(self, notice: Notice) -> None:
         """Post or edit what one notice says."""
