@@ -113,7 +113,7 @@ async def test_an_operation_outliving_its_message_goes_on_in_a_fresh_one(
 async def test_an_edit_discord_refuses_as_too_old_goes_on_in_a_fresh_message(
     bot: Bot, discord_fake: FakeDiscord
 ) -> None:
-    discord_fake.edit_cap_after = 0.5
+    discord_fake.edit_cap_after = 0.0  # every edit of a posted message is refused as too old
     interaction = await discord_fake.slash(ALICE, OPS, "backup", "create", name="nightly")
     answer = await eventually(lambda: discord_fake.answer_message(interaction))
     first = await eventually(lambda: progress_of(discord_fake, answer))
