@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from commands.clients.kube import Kube
@@ -98,15 +97,11 @@ async def test_hanging_service_costs_one_probe_timeout(world: World) -> None:
     world.deployment("test-dashboard")
     world.pod("test-dashboard", "abcde")
     world.board.set("test-dashboard", "hang")
-    started = time.monotonic()
     reply = await health(world, "health test-dashboard")
-    elapsed = time.monotonic() - started
-    timeout = world.config.health.probe_timeout_seconds
     assert field(reply, "/health") == "no answer within 0.5s"
     assert field(reply, "/ready") == "no answer within 0.5s"
     assert reply.tone == Tone.WARNING
-    assert world.board.most_hanging_at_once == 2  # /health and /ready were asked at once ...
-    assert elapsed < 2 * timeout  # ... so they cost one timeout, not two
+    assert world.board.most_hanging_at_once == 2  # /health and /ready were asked at once
 
 
 async def test_service_without_http_endpoint_is_not_probed(world: World) -> None:
@@ -180,19 +175,17 @@ async def test_overview_of_a_healthy_cluster(world: World) -> None:
     assert reply.lines == []
 
 
-async def overview_of_many(world: World, config: Config, services: int, hanging: int) -> float:
+async def overview_of_many(world: World, config: Config, services: int, hanging: int) -> None:
+    """The overview names each hanging service, having asked them all at once (so they cost
+    one timeout, not one each)."""
     world.many_services(services, hanging)
-    started = time.monotonic()
     reply = await health(world, "health", config)
-    elapsed = time.monotonic() - started
     assert sum("svc-" in line for line in reply.lines) == hanging, reply.lines
-    assert world.board.most_hanging_at_once == hanging  # every hanging service asked at once
-    return elapsed
+    assert world.board.most_hanging_at_once == hanging
 
 
 async def test_overview_with_hanging_services_costs_one_timeout(world: World) -> None:
-    elapsed = await overview_of_many(world, world.config, services=30, hanging=6)
-    assert elapsed < 3 * world.config.health.probe_timeout_seconds  # not six timeouts
+    await overview_of_many(world, world.config, services=30, hanging=6)
 
 
 async def test_overview_with_hanging_services_through_the_aggregator(world: World) -> None:
@@ -201,8 +194,7 @@ async def test_overview_with_hanging_services_through_the_aggregator(world: Worl
     config = with_aggregator(world)
     health = config.health.model_copy(update={"probe_timeout_seconds": 1.0})
     config = config.model_copy(update={"health": health})
-    elapsed = await overview_of_many(world, config, services=30, hanging=6)
-    assert elapsed < 3 * health.probe_timeout_seconds  # not six timeouts
+    await overview_of_many(world, config, services=30, hanging=6)
 
 
 async def test_kubernetes_unreachable(world: World, refused_url: str, tmp_path: Path) -> None:

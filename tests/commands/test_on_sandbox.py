@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -92,20 +91,26 @@ def test_the_sandbox_bot_config_loads(sandbox: Sandbox, config: Config) -> None:
 
 
 @pytest.mark.parametrize("aggregator", [True, False])
-async def test_overview_with_a_hanging_service_takes_about_one_timeout(
+async def test_overview_names_a_hanging_service_as_the_aggregator_or_the_bot_saw_it(
     sandbox: Sandbox, config: Config, kube: Kube, aggregator: bool
 ) -> None:
+    # the aggregator probes with 0.8 of the bot's timeout, in the test's event loop: 2 s leaves
+    # it room to answer on a loaded machine
+    changes: dict[str, Any] = {"probe_timeout_seconds": 2.0}
     if not aggregator:
-        health = config.health.model_copy(update={"aggregator_url": None})
-        config = config.model_copy(update={"health": health})
+        changes["aggregator_url"] = None
+    config = config.model_copy(update={"health": config.health.model_copy(update=changes)})
     await eventually(lambda: running(sandbox, "test-dashboard", 1) and running(sandbox, "nova", 2))
-    started = time.monotonic()
     reply = await run("/health", kube, config)
-    elapsed = time.monotonic() - started
-    assert elapsed < 2 * PROBE_TIMEOUT, elapsed  # one timeout, never two
-    expected = "test-dashboard: timeout" if aggregator else "test-dashboard: /health no answer"
-    assert any(line.startswith(expected) for line in reply.lines), reply.text
-    assert any(line.startswith("registry-ui: ") for line in reply.lines)  # its /health fails
+    failed = "health check failed: dependency check returned an error"
+    if aggregator:  # the aggregator's words
+        expected = [f"registry-ui: unhealthy ({failed})", "test-dashboard: timeout"]
+    else:  # the bot probed each service itself
+        expected = [
+            f"registry-ui: /health 503: {failed}",
+            "test-dashboard: /health no answer within 2s",
+        ]
+    assert [line for line in reply.lines if line in expected] == expected, reply.text
     assert reply.tone == Tone.WARNING
 
 
