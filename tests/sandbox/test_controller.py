@@ -539,7 +539,18 @@ async def test_paused_deployment_is_not_rolled_out_until_resumed(cluster: Cluste
         lambda: (d := cluster.deployment(name))["status"].get("observedGeneration") == 3 and d
     )
     assert condition(deployment, "Progressing")["reason"] == "DeploymentPaused"
-    await asyncio.sleep(0.05)
+
+    def scale(deployment: Obj) -> None:
+        deployment["spec"]["replicas"] = 2
+
+    # a later sync of the paused Deployment (it scales) still starts no rollout
+    cluster.change(name, scale)
+    await wait_for(
+        lambda: (
+            cluster.deployment(name)["status"].get("observedGeneration") == 4
+            and cluster.revisions(name)[2]["spec"]["replicas"] == 2
+        )
+    )
     assert sorted(cluster.revisions(name)) == [1, 2]
 
     def resume(deployment: Obj) -> None:
@@ -585,9 +596,8 @@ async def test_deleting_a_deployment_collects_its_replica_sets_and_pods(cluster:
     name = "test-dashboard"
     await settled(cluster, name)
     cluster.store.delete(DEPLOYMENTS, NS, name)
-    await asyncio.sleep(0.05)
-    assert cluster.replica_sets(name) == []
-    assert cluster.pods(name, terminating=True) == []
+    await wait_for(lambda: not cluster.replica_sets(name))
+    await wait_for(lambda: not cluster.pods(name, terminating=True))
 
 
 async def test_a_new_deployment_gets_its_first_replica_set(cluster: Cluster) -> None:

@@ -21,6 +21,7 @@ from sandbox.health import (
     service_health_url,
     service_url_template,
 )
+from tests.polling import eventually
 
 TIMEOUT = 0.4  # the aggregator's per-service timeout in these tests
 
@@ -149,25 +150,21 @@ def _serving_service_requests() -> list[asyncio.Task[object]]:
 async def test_hanging_service_never_answers_and_frees_its_handler(served: Served) -> None:
     served.board.set("holm-api", "hang")
     hanging = asyncio.create_task(served.client.get("/svc/holm-api/health", timeout=0.3))
-    await asyncio.sleep(0.1)
-    assert len(_serving_service_requests()) == 1  # the server is holding the request
+    held = await eventually(_serving_service_requests)  # the server is holding the request
+    assert len(held) == 1
     # Other services are not blocked by the hanging one.
     assert (await served.client.get("/svc/holm-web/health")).status_code == 200
     with pytest.raises(httpx.ReadTimeout):
         await hanging
     # Once the client has given up, the handler ends instead of hanging on forever.
-    for _ in range(40):
-        if not _serving_service_requests():
-            break
-        await asyncio.sleep(0.05)
-    assert _serving_service_requests() == []
+    await eventually(lambda: not _serving_service_requests(), timeout=2)
 
 
 async def test_hang_ends_when_the_service_recovers(served: Served) -> None:
     served.board.set("holm-api", "hang")
     request = asyncio.create_task(served.client.get("/svc/holm-api/health"))
-    await asyncio.sleep(0.15)
-    assert not request.done()
+    await eventually(_serving_service_requests)  # the server is holding it ...
+    assert not request.done()  # ... unanswered
     served.board.set("holm-api", "ok")
     response = await request
     assert response.status_code == 200
@@ -177,7 +174,7 @@ async def test_shutdown_does_not_wait_for_hanging_requests() -> None:
     board = HealthBoard({"holm-api": "hang"})
     async with serving(board) as served:
         request = asyncio.create_task(served.client.get("/svc/holm-api/health"))
-        await asyncio.sleep(0.15)
+        await eventually(_serving_service_requests)
         # aiohttp would wait up to its 60 s shutdown timeout for a handler that never ends.
         async with asyncio.timeout(5):
             await served.runner.cleanup()
