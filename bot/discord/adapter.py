@@ -89,6 +89,7 @@ class DiscordAdapter:
         self._notices: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._sessions = 0
+        self._online = False  # between READY or RESUMED and the next disconnect
         self._detail = "not started"
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -181,7 +182,7 @@ class DiscordAdapter:
         client = self.client
         ws = client.ws if client is not None else None
         connected = bool(
-            client is not None and not client.is_closed() and client.is_ready() and ws and ws.open
+            self._online and client is not None and not client.is_closed() and ws and ws.open
         )
         detail = self._detail
         if not connected and not detail:
@@ -203,13 +204,18 @@ class DiscordAdapter:
         self._sessions += 1
         if self._sessions > 1:
             self.metrics.reconnect(Platform.DISCORD)
+        self._online = True
         self._ready.set()
         if self.client is not None:
             await self.reactions.reconcile(self.client)
 
     async def on_resumed(self) -> None:
         """The session resumed: Discord replays what it missed, nothing to reconcile."""
+        self._online = True
         self.metrics.reconnect(Platform.DISCORD)
+
+    def on_disconnect(self) -> None:
+        self._online = False
 
     async def on_message(self, message: discord.Message) -> None:
         client = self.client

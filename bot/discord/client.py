@@ -41,6 +41,7 @@ class Handlers(Protocol):
 
     async def on_ready(self) -> None: ...
     async def on_resumed(self) -> None: ...
+    def on_disconnect(self) -> None: ...
     async def on_message(self, message: discord.Message) -> None: ...
     async def on_reaction(
         self, payload: discord.RawReactionActionEvent, stamp: Stamp | None
@@ -114,6 +115,8 @@ class HolmClient(discord.Client):
         if event == "socket_event_type":  # one for every event the gateway sends
             self.last_event_at = time.time()
             self.handlers.on_event()
+        elif event == "disconnect":  # told at once: also while closing, when no task may start
+            self.handlers.on_disconnect()
         super().dispatch(event, *args, **kwargs)
         if event in REACTIONS:
             ws, stamp = self.ws, None

@@ -107,6 +107,7 @@ async def running(config: BotConfig, **timings: Any) -> AsyncIterator[Bot]:
     """The layer opened on `config` and the Discord adapter started on it; both closed after."""
     layer = await CommandLayer.open(config)
     metrics = Metrics()
+    layer.audit_listeners.append(metrics.command_done)
     try:
         adapter = create_adapter(config, layer, metrics, **{**TIMINGS, **timings})
         try:
