@@ -22,8 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from bot.adapter import show_notices
 from bot.console.render import file_of, render_progress, render_reply
-from commands.core.models import Invocation, Outcome, Platform, Progress, User
+from commands.core.models import Invocation, Notice, Outcome, Platform, Progress, User
 from commands.flow.layer import CommandLayer
 
 CHANNEL = "console"
@@ -65,7 +66,8 @@ class ConsoleSession:
         self.platforms = tuple(Platform) if any_user else (Platform.CONSOLE,)
         self._followers: set[asyncio.Task[None]] = set()
         self._notices = [
-            asyncio.create_task(self._show_notices(platform)) for platform in self.platforms
+            asyncio.create_task(show_notices(self.layer, platform, self._show_notice))
+            for platform in self.platforms
         ]
 
     async def close(self) -> None:
@@ -126,12 +128,8 @@ class ConsoleSession:
                 return
             await asyncio.gather(*self._followers, return_exceptions=True)
 
-    async def _show_notices(self, platform: Platform) -> None:
-        async for notice in self.layer.subscribe(platform):
-            try:
-                await self.show(notice.outcome)
-            except Exception:  # one notice that cannot be shown must not silence the rest
-                log.exception("showing a notice failed")
+    async def _show_notice(self, notice: Notice) -> None:
+        await self.show(notice.outcome)
 
     async def _follow(self, progress: AsyncIterator[Progress]) -> None:
         """Print each update that reads differently from the one before it."""

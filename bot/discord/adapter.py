@@ -24,7 +24,7 @@ import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from bot.adapter import AdapterStatus
+from bot.adapter import AdapterStatus, show_notices
 from bot.discord import delivery
 from bot.discord.answers import ChannelAnswer, InteractionAnswer, MessageAnswer
 from bot.discord.appcommands import Completions, build_commands, sync_if_changed
@@ -113,7 +113,7 @@ class DiscordAdapter:
             await self.close()
             raise
         self._detail = "" if self.prefix_commands else PREFIX_OFF
-        self._notices = asyncio.create_task(self._show_notices())
+        self._notices = asyncio.create_task(show_notices(self.layer, Platform.DISCORD, self.show))
 
     async def _login(self, *, message_content: bool) -> HolmClient:
         client = HolmClient(
@@ -303,13 +303,6 @@ class DiscordAdapter:
         return self.layer.policy.groups_of_interest(Platform.DISCORD)
 
     # --- notices ----------------------------------------------------------------------------
-
-    async def _show_notices(self) -> None:
-        async for notice in self.layer.subscribe(Platform.DISCORD):
-            try:
-                await self.show(notice)
-            except Exception:  # one notice that cannot be shown must not silence the rest
-                log.exception("showing a %s notice on Discord failed", notice.kind)
 
     async def show(self, notice: Notice) -> None:
         """Post or edit what one notice says."""

@@ -33,3 +33,15 @@ def test_the_policy_example_is_a_valid_config() -> None:
     config = BotConfig(**yaml.safe_load(example))
     assert config.access.protected_approval.approvers == ("admin",)
     assert config.protected_services == ["postgres", "gateway"]
+
+
+def test_the_discord_invite_asks_for_exactly_the_permissions_the_bot_has() -> None:
+    from bot.discord.options import PERMISSIONS
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "discord.md").read_text()
+    for text in (README, docs):
+        [asked] = set(re.findall(r"oauth2/authorize\?\S*permissions=(\d+)", text))
+        assert int(asked) == PERMISSIONS.value
+    section = README.split("### Discord", 1)[1].split("### Settings", 1)[0]
+    bits = [int(bit) for bit in re.findall(r"^\s*\| `1 << (\d+)` \|", section, flags=re.MULTILINE)]
+    assert sum(1 << bit for bit in bits) == PERMISSIONS.value
