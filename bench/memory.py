@@ -18,41 +18,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import random
 import signal
 import tempfile
 import time
 from pathlib import Path
 
-from kubernetes import client, config
-
+from bench.biglogs import READ, BigLogs
+from bench.proc import IMAGE_ENV, reset_peak, status_kib
 from sandbox.cluster import Sandbox
-from sandbox.seed import NAMESPACE, SERVICES
+from sandbox.seed import SERVICES
 
-# The bot's process environment as the Dockerfile sets it (glibc's pools: see the Dockerfile).
-IMAGE_ENV = {"MALLOC_ARENA_MAX": "1"}
 MARKER = "help: health"  # the first line of `help health`'s reply
 SETTLE_SECONDS = 3.0
 IDLE_TARGET_MIB = 100
 LOAD_TARGET_MIB = 128
-LOGS_SERVICE = "nova"
-LOGS_PODS = 10
-LOG_BYTES = 1 << 20  # per pod, as `kubectl logs` prints it (no timestamps)
-LOG_LINES = 2000  # what the sandbox's kubelet keeps of each container
-PODS_TIMEOUT = 120.0  # seconds for the scaled deployment's pods to run
-
-
-def _status_kib(pid: int, key: str) -> int:
-    """A `VmRSS`-like line of /proc/PID/status, in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{key}:"):
-            return int(line.split()[1])
-    raise KeyError(key)
-
-
-def _reset_peak(pid: int) -> None:
-    """Set the process's VmHWM back to its current resident set (Linux's clear_refs 5)."""
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def _load_script(rounds: int) -> list[str]:
@@ -93,84 +72,19 @@ async def _send(console: asyncio.subprocess.Process, lines: list[str]) -> None:
     await _until_marker(console.stdout)
 
 
-async def _running_pods(core: client.CoreV1Api, service: str, count: int) -> list[client.V1Pod]:
-    """The service's pods once exactly `count` run (none terminating), asked of the API."""
-    deadline = time.monotonic() + PODS_TIMEOUT
-    while True:
-        listed = await asyncio.to_thread(
-            core.list_namespaced_pod, NAMESPACE, label_selector=f"app={service}"
-        )
-        running = [
-            pod
-            for pod in listed.items
-            if pod.metadata.deletion_timestamp is None
-            and pod.status.container_statuses
-            and all(status.state.running for status in pod.status.container_statuses)
-        ]
-        if len(running) == count == len(listed.items):
-            return running
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{service}: {len(running)} of {count} pods running")
-        await asyncio.sleep(0.2)
-
-
-def _big_lines(rng: random.Random) -> str:
-    """`LOG_LINES` request lines with bodies, `LOG_BYTES` or a little more with newlines."""
-    width = -(-LOG_BYTES // LOG_LINES) - 1
-    lines = []
-    for _ in range(LOG_LINES):
-        head = f"INFO  POST /api/v1/events 201 {rng.randint(2, 90)}ms body="
-        lines.append(head + rng.randbytes(width).hex()[: width - len(head)])
-    return "\n".join(lines)
-
-
-def _fill_logs(sandbox: Sandbox, pods: list[client.V1Pod], rng: random.Random) -> None:
-    """Write `LOG_LINES` long lines into each pod's current container log."""
-    assert sandbox.kubelet is not None
-    for pod in pods:
-        container = pod.spec.containers[0].name
-        log = sandbox.kubelet.logs.current(NAMESPACE, pod.metadata.name, container)
-        if log is None:
-            raise SystemExit(f"pod {pod.metadata.name} has no log yet")
-        log.write(_big_lines(rng))
-
-
-async def _log_sizes(core: client.CoreV1Api, pods: list[client.V1Pod]) -> list[int]:
-    """Each pod's log in bytes, as `kubectl logs POD` would print it."""
-    texts = await asyncio.gather(
-        *(
-            asyncio.to_thread(core.read_namespaced_pod_log, pod.metadata.name, NAMESPACE)
-            for pod in pods
-        )
-    )
-    return [len(text.encode()) for text in texts]
-
-
 async def _logs_case(
     sandbox: Sandbox, console: asyncio.subprocess.Process, reads: int
 ) -> tuple[int, list[int]]:
-    """Scale `LOGS_SERVICE` out, fill its logs, and the console's peak (KiB) over the reads;
-    also the pods' log sizes just before the last read."""
-    api = config.new_client_from_config(str(sandbox.kubeconfig))
-    try:
-        apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
-        await asyncio.to_thread(
-            apps.patch_namespaced_deployment_scale,
-            LOGS_SERVICE,
-            NAMESPACE,
-            {"spec": {"replicas": LOGS_PODS}},
-        )
-        pods = await _running_pods(core, LOGS_SERVICE, LOGS_PODS)
-        rng = random.Random(7)
+    """Scale the logs' service out, fill its logs, and the console's peak (KiB) over the
+    reads; also the pods' log sizes just before the last read."""
+    async with BigLogs(sandbox) as logs:
         await asyncio.sleep(SETTLE_SECONDS)
-        _reset_peak(console.pid)
+        reset_peak(console.pid)
+        sizes: list[int] = []
         for _ in range(reads):  # the pods keep logging: fill again before each read
-            _fill_logs(sandbox, pods, rng)
-            sizes = await _log_sizes(core, pods)
-            await _send(console, [f"/logs {LOGS_SERVICE} --tail {LOG_LINES}"])
-        return _status_kib(console.pid, "VmHWM"), sizes
-    finally:
-        await asyncio.to_thread(api.close)
+            sizes = await logs.fill()
+            await _send(console, [READ])
+        return status_kib(console.pid, "VmHWM"), sizes
 
 
 async def _bench(args: argparse.Namespace, state: Path) -> None:
@@ -184,23 +98,22 @@ async def _bench(args: argparse.Namespace, state: Path) -> None:
         try:
             await _send(console, [])
             await asyncio.sleep(SETTLE_SECONDS)
-            idle = _status_kib(console.pid, "VmRSS")
+            idle = status_kib(console.pid, "VmRSS")
             script = _load_script(args.rounds)
-            _reset_peak(console.pid)
+            reset_peak(console.pid)
             started = time.perf_counter()
             await _send(console, script)
             took = time.perf_counter() - started
-            peak = _status_kib(console.pid, "VmHWM")
+            peak = status_kib(console.pid, "VmHWM")
             await asyncio.sleep(SETTLE_SECONDS)
-            after = _status_kib(console.pid, "VmRSS")
+            after = status_kib(console.pid, "VmRSS")
             logs_peak, sizes = await _logs_case(sandbox, console, args.log_reads)
         finally:
             console.send_signal(signal.SIGTERM)
             await console.wait()
-    read = f"/logs {LOGS_SERVICE} --tail {LOG_LINES}"
     print(f"bot process (holmbot console), {len(script)} commands in {took:.0f} s;")
     print(
-        f"then {read} x{args.log_reads} over {len(sizes)} pods, "
+        f"then {READ} x{args.log_reads} over {len(sizes)} pods, "
         f"each pod's log at least {min(sizes) / 2**20:.2f} MiB\n"
     )
     print("| when | resident memory | target |")
@@ -208,7 +121,7 @@ async def _bench(args: argparse.Namespace, state: Path) -> None:
     print(f"| idle, after its first command | {idle / 1024:.0f} MiB | <= {IDLE_TARGET_MIB} MiB |")
     print(f"| peak under load | {peak / 1024:.0f} MiB | <= {LOAD_TARGET_MIB} MiB |")
     print(f"| after the load | {after / 1024:.0f} MiB | |")
-    logs_row = f"| peak over `{read}`, {len(sizes)} pods | {logs_peak / 1024:.0f} MiB |"
+    logs_row = f"| peak over `{READ}`, {len(sizes)} pods | {logs_peak / 1024:.0f} MiB |"
     print(f"{logs_row} <= {LOAD_TARGET_MIB} MiB |")
 
 
