@@ -757,10 +757,14 @@ class FakeDiscord:
         return respond(answer, headers=headers)
 
     def _window(self, route: str, path: str) -> dict[str, str]:
-        """The rate-limit headers of this call's bucket (route and channel); Remaining -1
-        marks a call over the limit."""
+        """The rate-limit headers of this call's bucket (route and channel, or interaction);
+        Remaining -1 marks a call over the limit."""
         parts = path.split("/")
-        major = parts[2] if len(parts) > 2 and parts[1] in ("channels", "webhooks") else ""
+        major = ""
+        if len(parts) > 2 and parts[1] == "channels":
+            major = parts[2]
+        elif len(parts) > 3 and parts[1] in ("webhooks", "interactions"):
+            major = "/".join(parts[2:4])  # one bucket per interaction (id or token), as Discord's
         key = f"{route}:{major}"
         now = time.monotonic()
         started, used = self._windows.get(key, (now, 0))
