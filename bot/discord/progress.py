@@ -1,9 +1,11 @@
 """Progress messages: one per operation, edited in place with a progress bar.
 
-`LiveMessage` sends one edit at a time and keeps only the newest state while an edit is in
-flight, so how often the message changes is decided by the rate limits discord.py reads from
-Discord's headers (it waits out `X-RateLimit-Reset-After` and a 429's `retry_after` itself),
-and the last state (the final result) is never dropped. Discord caps edits of messages over an
+`LiveMessage` sends one edit at a time, at most one per `EDIT_INTERVAL` (a message that
+changes faster cannot be read, and Discord's budget of 5 edits per 5 s is per channel, shared
+by every operation in it), and keeps only the newest state while it waits; beyond that, the
+rate limits discord.py reads from Discord's headers decide (it waits out
+`X-RateLimit-Reset-After` and a 429's `retry_after` itself). The last state (the final result)
+is never dropped. Discord caps edits of messages over an
 hour old (code 30046): a message about to be that old, or one Discord refuses to edit so or no
 longer has (10008), is replaced by a fresh message, which `repost` posts and binds.
 """
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 
 EDIT_TOO_OLD = 30046
 UNKNOWN_MESSAGE = 10008
+EDIT_INTERVAL = 1.0  # seconds between the edits of one message, at least
 ATTEMPTS = 5  # tries of one state on errors discord.py does not retry (a newer state goes first)
 MAX_PROBLEMS = 10
 
@@ -75,6 +78,7 @@ class LiveMessage:
         self._move = False  # Discord refused an edit of this message: post a fresh one
         self._pending: Rendered | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._next_edit = 0.0  # loop time before which no edit goes out
 
     def show(self, rendered: Rendered) -> None:
         """Show `rendered` once the edit before it is done, replacing any state still
@@ -90,9 +94,12 @@ class LiveMessage:
         return self.message
 
     async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._pending is not None:
+            await asyncio.sleep(self._next_edit - loop.time())  # newer states replace it
             rendered, self._pending = self._pending, None
             await self._put(rendered)
+            self._next_edit = loop.time() + EDIT_INTERVAL
 
     async def _put(self, rendered: Rendered) -> None:
         for attempt in range(1, ATTEMPTS + 1):

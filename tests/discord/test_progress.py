@@ -5,8 +5,10 @@ grown old is continued in a fresh one; after a restart the same message goes on.
 from __future__ import annotations
 
 import datetime
+import itertools
 import re
 
+from bot.discord.progress import EDIT_INTERVAL
 from bot.settings import BotConfig
 from sandbox.cluster import Sandbox
 from tests.console.driver import audit_log, image, with_changes
@@ -50,7 +52,7 @@ async def test_a_deploy_is_edited_to_its_final_state_through_429s(
     assert f"{image('nova', 'v1.1')} → {image('nova', 'v2')}" in answer.shown
     # one message went through the phases, with a bar, and ended green
     shown = [" ".join(e.get("description", "") for e in v["embeds"]) for v in progress.versions]
-    assert any("▰" in s and "progressing" in s for s in shown), shown
+    assert any("▱" in s and "progressing: " in s for s in shown), shown  # a bar while going
     assert "▰▰▰▰▰▰▰▰▰▰ 1/1  done after" in progress.shown
     assert 'deployment "nova" successfully rolled out' in progress.shown
     assert progress.colour == SUCCESS and progress.buttons == []
@@ -59,6 +61,9 @@ async def test_a_deploy_is_edited_to_its_final_state_through_429s(
     refused = [c for c in edits if c.status == 429]
     assert refused and limited == len(refused)
     assert edits[-1].status == 200 and len(progress.versions) == 1 + len(edits) - len(refused)
+    # at most one edit a second: each went out a second or more after the one before ended
+    shown_at = [version["at"] for version in progress.versions[1:]]
+    assert all(b - a >= EDIT_INTERVAL for a, b in itertools.pairwise(shown_at)), shown_at
     # the result: a reply to the progress message that mentions (pings) the requester
     [result] = discord_fake.replies_to(progress.id)
     assert result.content == f"<@{ALICE}>" and result.mentions == [ALICE]

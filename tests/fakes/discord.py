@@ -186,7 +186,7 @@ class Message:
     flags: int = 0
     interaction_id: int | None = None  # the interaction this message answers
     deleted: bool = False
-    versions: list[dict[str, Any]] = field(default_factory=list)
+    versions: list[dict[str, Any]] = field(default_factory=list)  # snapshots with `at`
     reactions: dict[str, list[int]] = field(default_factory=dict)  # emoji -> user ids
 
     @property
@@ -444,7 +444,7 @@ class FakeDiscord:
         """A member types a message: MESSAGE_CREATE."""
         message = Message(self.snowflake(), channel_id, user_id, content)
         message.mentions = [BOT_ID] if f"<@{BOT_ID}>" in content else []
-        message.versions.append(message.snapshot())
+        message.versions.append(message.snapshot() | {"at": time.monotonic()})
         self.messages[message.id] = message
         await self.dispatch("MESSAGE_CREATE", message.payload(self.members))
         return message
@@ -900,7 +900,7 @@ class FakeDiscord:
         allowed = body.get("allowed_mentions") or {"parse": ["users"]}
         if "users" in allowed.get("parse", []) or allowed.get("users"):
             message.mentions = [user for user in self.members if f"<@{user}>" in message.content]
-        message.versions.append(message.snapshot())
+        message.versions.append(message.snapshot() | {"at": time.monotonic()})
         self.messages[message.id] = message
         return message
 
@@ -930,7 +930,7 @@ class FakeDiscord:
         if "flags" in body and body["flags"] is not None:
             message.flags = int(body["flags"]) | (message.flags & EPHEMERAL)
         message.flags &= ~LOADING
-        message.versions.append(message.snapshot())
+        message.versions.append(message.snapshot() | {"at": time.monotonic()})
 
     async def _get_message(self, parts: list[str], *_: Any) -> Any:
         return self._message(parts[1], parts[3]).payload(self.members)
