@@ -145,11 +145,11 @@ class LiveMessage:
             if wait > 0:
                 await asyncio.sleep(wait)  # states arriving meanwhile replace the pending one
             rendered, self._pending = self._pending, None
-            self.last_at = self.clock()
             try:
                 await self.api.once(
                     "chat_update", channel=self.channel, ts=self.ts, **rendered.message()
                 )
+                self.last_at = self.clock()  # the next one a whole interval after this one ended
             except RateLimited as limited:
                 self._pending = self._pending or rendered
                 await asyncio.sleep(limited.retry_after)
