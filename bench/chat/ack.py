@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.chat.figures import machine, ms, percentile, row
-from bench.chat.rig import DISCORD_CHANNEL, DISCORD_OPERATOR, SLACK_CHANNEL, Rig, rig
+from bench.chat.rig import DISCORD_CHANNEL, DISCORD_OPERATOR, SLACK_CHANNEL, Rig, chat_rig
 from sandbox.seed import SERVICES
 from tests.fakes.discord import Interaction
 
@@ -128,7 +128,7 @@ async def measure(rig: Rig, count: int, rounds: int) -> AckFigures:
 
 
 async def _bench(args: argparse.Namespace, state: Path) -> None:
-    async with rig(state, SPEED) as world, world.bot():
+    async with chat_rig(state, SPEED) as world, world.bot():
         figures = await measure(world, args.commands, args.rounds)
     print(f"holmbot run, Slack and Discord connected; {machine()}")
     print(

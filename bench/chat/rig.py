@@ -158,7 +158,7 @@ class Rig:
 
 
 @asynccontextmanager
-async def rig(state: Path, speed: float) -> AsyncIterator[Rig]:
+async def chat_rig(state: Path, speed: float) -> AsyncIterator[Rig]:
     """Everything started, in `state`; all stopped after."""
     async with Sandbox(state / "sandbox", speed) as sandbox:
         await sandbox.wait_started()
