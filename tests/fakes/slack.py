@@ -181,7 +181,7 @@ class FakeSlack:
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> FakeSlack:
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)  # uploads: aiohttp allows 1 MiB
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_post("/respond/{id}", self._respond)
