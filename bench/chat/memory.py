@@ -74,6 +74,7 @@ class MemoryFigures:
     ready_after: list[float]
     idle: int
     load_peak: int
+    after_loads: int
     logs_peak: int
     log_sizes: list[int]
 
@@ -115,8 +116,10 @@ async def measure(rig: Rig, starts: int, concurrent: int, reads: int) -> MemoryF
         await asyncio.sleep(SETTLE_SECONDS)
         idle = status_kib(bot.pid, "VmRSS")
         load = await loads_peak(rig, bot, concurrent)
+        await asyncio.sleep(SETTLE_SECONDS)
+        after = status_kib(bot.pid, "VmRSS")
         peak, sizes = await logs_peak(rig, bot, reads)
-    return MemoryFigures(ready_after, idle, load, peak, sizes)
+    return MemoryFigures(ready_after, idle, load, after, peak, sizes)
 
 
 def report(figures: MemoryFigures, concurrent: int) -> list[str]:
@@ -135,8 +138,9 @@ def report(figures: MemoryFigures, concurrent: int) -> list[str]:
             mib(figures.load_peak),
             f"<= {PEAK_TARGET_MIB} MiB",
         ),
+        row("resident memory settled after those loads", mib(figures.after_loads), ""),
         row(
-            f"peak over `{READ}` from Slack and Discord, {PODS} pods",
+            f"then its peak over `{READ}` from Slack and Discord, {PODS} pods",
             mib(figures.logs_peak),
             f"<= {PEAK_TARGET_MIB} MiB",
         ),
