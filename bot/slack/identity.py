@@ -80,11 +80,19 @@ class Channels:
         self.api = api
         self.ttl = ttl
         self._known: dict[str, tuple[bool, float]] = {}
+        self._asking: dict[str, asyncio.Task[bool]] = {}  # one lookup per channel at a time
 
     async def is_member(self, channel: str) -> bool:
         known = self._known.get(channel)
         if known is not None and time.monotonic() < known[1]:
             return known[0]
+        asking = self._asking.get(channel)
+        if asking is None:  # commands arriving together in a channel share one lookup
+            asking = self._asking[channel] = asyncio.create_task(self._look_up(channel))
+            asking.add_done_callback(lambda _: self._asking.pop(channel, None))
+        return await asyncio.shield(asking)
+
+    async def _look_up(self, channel: str) -> bool:
         try:
             answer = await self.api.once("conversations_info", channel=channel)
         except SlackApiError as error:
