@@ -74,12 +74,12 @@ class SlackAdapter:
                     else None
                 ),
                 request_verification_enabled=self.options.mode == "http",
-                process_before_response=False,
+                process_before_response=True,  # the listeners return at once
                 logger=logging.getLogger("slack_bolt"),
             )
             self.handlers.register(self.app)
             self.connection = (
-                SocketConnection(self.app, self.options, self.metrics)
+                SocketConnection(self.app, self.options, self.metrics, self.handlers.unacked)
                 if self.options.mode == "socket"
                 else HttpConnection(self.app, self.options)
             )

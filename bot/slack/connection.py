@@ -19,17 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from aiohttp import web
+from aiohttp import WSMessage, WSMsgType, web
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from bot.metrics import Metrics
+from bot.slack.acks import Unacked
 from bot.slack.api import error_code
 from bot.slack.options import COMMANDS_PATH, SlackOptions
 from commands.core.models import Platform
@@ -56,16 +58,25 @@ def _at(moment: float) -> str:
 class SocketConnection:
     """Socket Mode, watched."""
 
-    def __init__(self, app: AsyncApp, options: SlackOptions, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        app: AsyncApp,
+        options: SlackOptions,
+        metrics: Metrics,
+        unacked: Unacked | None = None,
+    ) -> None:
         if options.app_token is None:
             raise ValueError("Socket Mode needs the app-level token (HOLMBOT_SLACK__APP_TOKEN)")
         self.options = options
         self.metrics = metrics
+        self.unacked = unacked if unacked is not None else Unacked()
         self.handler = AsyncSocketModeHandler(
             app, options.app_token.get_secret_value(), ping_interval=options.ping_interval
         )
         client = self.handler.client
+        client.on_message_listeners.append(self._on_frame)  # as it is read off the socket
         client.message_listeners.append(self._on_message)
+        client.socket_mode_request_listeners.append(self._on_acked)  # after bolt's, which acks
         client.on_close_listeners.append(self._on_close)
         self.connected = False
         self.reconnects = 0
@@ -127,6 +138,26 @@ class SocketConnection:
         return ""
 
     # --- what the socket says -----------------------------------------------------------------
+
+    async def _on_frame(self, frame: WSMessage) -> None:
+        """An envelope read off the socket: its ack is due (bolt's listener sends it)."""
+        if frame.type is not WSMsgType.TEXT or '"envelope_id"' not in frame.data:
+            return
+        try:
+            envelope = json.loads(frame.data)
+        except ValueError:
+            return
+        # what slack-sdk hands to bolt as a request (`SocketModeRequest.from_dict`); the rest
+        # is never acked
+        if (
+            isinstance(envelope, dict)
+            and all(key in envelope for key in ("type", "envelope_id", "payload"))
+            and envelope["type"] != "disconnect"
+        ):
+            self.unacked.taken(envelope["envelope_id"])
+
+    async def _on_acked(self, _client: Any, request: Any) -> None:
+        self.unacked.answered(request.envelope_id)
 
     async def _on_message(self, client: Any, message: dict[str, Any], _raw: str | None) -> None:
         if message.get("type") != "hello":

@@ -3,6 +3,12 @@ Kit, bad input answered in the ack itself, nothing run where the bot cannot repo
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import pytest
+
+from commands.core.models import Invocation, Outcome
 from sandbox.cluster import Sandbox
 from tests.console.driver import audit_log, desired_state
 from tests.fakes.slack import FakeSlack
@@ -83,6 +89,40 @@ async def test_bad_input_is_answered_privately_in_the_ack_and_nothing_runs(
     entries = await audit_log(bot.layer.clients.config)
     assert [e["outcome"] for e in entries] == ["refused"] * 4
     assert "not a member" in entries[-1]["detail"]
+
+
+async def test_a_command_that_runs_is_acked_before_it_starts(
+    bot: Bot, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    happened: list[str] = []
+    handle = bot.layer.handle
+
+    async def recorded(invocation: Invocation) -> Outcome:
+        happened.append(f"run {invocation.text}")
+        return await handle(invocation)
+
+    async def ack(**answer: Any) -> None:
+        happened.append(f"ack {answer.get('response_type')}")
+
+    monkeypatch.setattr(bot.layer, "handle", recorded)
+    await bot.adapter.handlers.on_command(ack, slack.command_payload("/health", "nova", user=ALICE))
+    await bot.idle()
+    assert happened == ["ack in_channel", "run health nova"]
+    assert "nova" in slack.posted(OPS)[0].shown
+
+
+async def test_commands_sent_together_are_each_acked_with_the_echo_and_answered_once(
+    bot: Bot, slack: FakeSlack
+) -> None:
+    users = [f"UOPS{n}" for n in range(10)]
+    envelopes = await asyncio.gather(*(slack.command("/health", "nova", user=u) for u in users))
+    acks = [await slack.ack_of(envelope) for envelope in envelopes]
+    assert {ack["response_type"] for ack in acks} == {"in_channel"}
+    posted = await eventually(lambda: len(slack.posted(OPS)) >= len(users) and slack.posted(OPS))
+    await bot.idle()
+    assert len(slack.posted(OPS)) == len(users)
+    assert all("nova" in message.shown for message in posted)
+    assert len(slack.calls_of("conversations.info")) == 1  # the channel looked up once
 
 
 def block_texts(ack: dict) -> list[str]:
