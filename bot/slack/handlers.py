@@ -39,7 +39,6 @@ from bot.slack.options import SlackOptions
 from bot.slack.outcomes import Outcomes, Place
 from bot.slack.slash import BY_NAME, EVENTS, SLASH_COMMANDS, SlashCommand, mention_text
 from commands.core.models import Invocation, MessageRef, Outcome, Platform, Reply, Tone
-from commands.core.parser import ParseError, parse_command
 from commands.flow.layer import CommandLayer
 
 log = logging.getLogger(__name__)
@@ -48,7 +47,6 @@ Ack = Callable[..., Awaitable[Any]]
 FAILED = "that command failed; see holmbot's log"
 # actions whose answer is waited for before the ack: quick (holmbot's own state) and often
 # private (a vote that does not count, a request one may not cancel)
-ANSWERED_IN_ACK = frozenset({"approve", "deny", "withdraw", "cancel"})
 ACKS_FIRST_SECONDS = 0.25  # work waits at most this long for the acks still being decided
 
 
@@ -179,28 +177,12 @@ class Handlers:
                 if not claimed:  # the layer finds it claimed: audited as a duplicate, not run
                     return await self.layer.handle(invocation)
                 invocation = invocation.model_copy(update={"delivery_id": None})
-            if not self._runs(invocation):
+            if not self.layer.will_run(invocation):
                 return await self.layer.handle(invocation)  # says why, privately, at once
             return invocation
         except Exception:
             log.exception("slash command %s failed", slash.name)
             return Outcome(Reply(title=FAILED, tone=Tone.ERROR, private=True), failed=True)
-
-    def _runs(self, invocation: Invocation) -> bool:
-        """Whether the layer will run `invocation` rather than answer it at once, privately:
-        it parses, the policy lets its user run it in this channel, and it is not a vote or a
-        cancellation (answered from holmbot's state, a refusal privately). Nothing is run."""
-        try:
-            parsed = parse_command(invocation.text)
-        except ParseError:
-            return False
-        if parsed.action in ANSWERED_IN_ACK:
-            return False
-        policy = self.layer.policy
-        return (
-            policy.channel_allowed(invocation.platform, invocation.channel)
-            and policy.decide(invocation.user, parsed.action, parsed.service).allowed
-        )
 
     async def _answer(
         self, slash: SlashCommand, gate: asyncio.Task[Invocation | Outcome], place: Place

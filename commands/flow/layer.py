@@ -87,6 +87,9 @@ RolloutCommand = DeployCommand | RestartCommand | ScaleCommand | RollbackCommand
 VoteCommand = ApproveCommand | DenyCommand | WithdrawCommand
 log = logging.getLogger(__name__)
 
+# votes and cancellations: answered from the state at once, a refusal privately
+ANSWERED_FROM_STATE = (ApproveCommand, DenyCommand, WithdrawCommand, CancelCommand)
+
 CLOSE_GRACE_SECONDS = 2.0  # how long closing waits for results already in to be written
 BOT_USER_ID = "holmbot"  # who asks when the bot itself proposes a rollback
 _DECIDED = {VoteOutcome.APPROVED, VoteOutcome.DENIED}
@@ -230,6 +233,22 @@ class CommandLayer:
             await self.state.bind_message(message, "request", request_id, "request")
         if operation_id is not None:
             await self.state.bind_message(message, "operation", operation_id, "progress")
+
+    def will_run(self, invocation: Invocation) -> bool:
+        """Whether `handle(invocation)` would do work rather than answer at once, privately:
+        the text parses, the policy lets its user run it in this channel, and it is not a vote
+        or a cancellation (answered from the state, a refusal privately). Nothing is run or
+        audited; an adapter uses it to acknowledge first and answer later."""
+        try:
+            command = parse_command(invocation.text)
+        except ParseError:
+            return False
+        if isinstance(command, ANSWERED_FROM_STATE):
+            return False
+        return (
+            self.policy.channel_allowed(invocation.platform, invocation.channel)
+            and self.policy.decide(invocation.user, command.action, command.service).allowed
+        )
 
     def subscribe(self, platform: Platform) -> AsyncIterator[Notice]:
         """The notices for `platform`'s adapter, also those raised before it subscribed."""
