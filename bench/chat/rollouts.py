@@ -209,7 +209,7 @@ def calls_since(rig: Rig, since: float) -> Counter[str]:
 class LatencyFigures:
     found: list[float] = field(default_factory=list)
     missed: list[str] = field(default_factory=list)
-    calls: dict[str, Counter[str]] = field(default_factory=dict)  # per platform, one rollout
+    calls: dict[str, Counter[str]] = field(default_factory=dict)  # per platform, its last rollout
 
 
 async def one_at_a_time(rig: Rig, log: StatusLog, services: list[str], per: int) -> LatencyFigures:
@@ -226,7 +226,7 @@ async def one_at_a_time(rig: Rig, log: StatusLog, services: list[str], per: int)
             found, missed = latencies(statuses, shown)
             figures.found += found
             figures.missed += missed
-            figures.calls.setdefault(platform, calls_since(rig, started))
+            figures.calls[platform] = calls_since(rig, started)  # the last: warmed up
     return figures
 
 
