@@ -6,8 +6,10 @@ application's flags whether the privileged message content intent is enabled: if
 in again without asking for it (asking would get the connection closed with 4014), says that
 prefix commands are off, and goes on with slash commands, mentions, buttons and reactions. It
 syncs the slash commands to the guild when their definitions changed, connects, and returns
-once READY has arrived and the guild is there. discord.py reconnects and resumes on its own;
-a new session (READY again) reconciles the votes made by reaction while none was connected.
+once the guild has arrived (its GUILD_CREATE, right after READY), or with an error once
+discord.py's READY came without it. discord.py reconnects and resumes on its own; a new
+session (READY again), once its guild is in, reconciles the votes made by reaction while none
+was connected.
 """
 
 from __future__ import annotations
@@ -89,13 +91,14 @@ class DiscordAdapter:
         self._notices: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._sessions = 0
-        self._online = False  # between READY or RESUMED and the next disconnect
+        self._session_id: str | None = None  # the gateway session last started
+        self._online = False  # from the guild's arrival or RESUMED to the next disconnect
         self._detail = "not started"
 
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Log in, sync the commands if changed, connect; return once the guild is ready."""
+        """Log in, sync the commands if changed, connect; return once the guild is there."""
         Route.BASE = self.config.api_url
         DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.config.gateway_url)
         client = await self._login(message_content=True)
@@ -153,7 +156,8 @@ class DiscordAdapter:
                 await self._ready.wait()
         except TimeoutError:
             raise TimeoutError(
-                f"no READY from the Discord gateway within {self.timings.start_timeout:g} s"
+                f"no READY and guild {self.guild_id} from the Discord gateway within "
+                f"{self.timings.start_timeout:g} s"
             ) from None
         if self._connection is not None and self._connection.done():
             self._connection.result()  # raises why it ended
@@ -199,15 +203,36 @@ class DiscordAdapter:
     def on_event(self) -> None:
         self.metrics.event_seen(Platform.DISCORD)
 
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        """The guild's GUILD_CREATE, right after READY: the session starts here, without
+        waiting for discord.py's READY (`guild_ready_timeout` after the last GUILD_CREATE)."""
+        if guild.id == self.guild_id:
+            await self._session_started()
+
     async def on_ready(self) -> None:
-        """A new gateway session: count the votes by reaction it did not see."""
+        """discord.py's READY, `guild_ready_timeout` after the last GUILD_CREATE. Without the
+        guild (the bot is not a member) the session starts here, and a start then fails; a
+        guild still unavailable starts it when its GUILD_CREATE comes."""
+        client = self.client
+        guild = client.get_guild(self.guild_id) if client is not None else None
+        if guild is None or not guild.unavailable:
+            await self._session_started()
+
+    async def _session_started(self) -> None:
+        """A gateway session is up (once a session, at its guild or its READY, whichever
+        comes first): count the votes by reaction made while none saw them."""
+        client = self.client
+        session = client.ws.session_id if client is not None and client.ws is not None else None
+        if session is not None and session == self._session_id:
+            return  # started already (and perhaps disconnected since)
+        self._session_id = session
+        self._online = True
+        self._ready.set()
         self._sessions += 1
         if self._sessions > 1:
             self.metrics.reconnect(Platform.DISCORD)
-        self._online = True
-        self._ready.set()
-        if self.client is not None:
-            await self.reactions.reconcile(self.client)
+        if client is not None:
+            await self.reactions.reconcile(client)
 
     async def on_resumed(self) -> None:
         """The session resumed: Discord replays what it missed, nothing to reconcile."""

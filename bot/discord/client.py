@@ -40,6 +40,7 @@ class Handlers(Protocol):
     """What the adapter does with the events the client passes on."""
 
     async def on_ready(self) -> None: ...
+    async def on_guild_available(self, guild: discord.Guild) -> None: ...
     async def on_resumed(self) -> None: ...
     def on_disconnect(self) -> None: ...
     async def on_message(self, message: discord.Message) -> None: ...
@@ -126,6 +127,9 @@ class HolmClient(discord.Client):
 
     async def on_ready(self) -> None:
         await self.handlers.on_ready()
+
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        await self.handlers.on_guild_available(guild)
 
     async def on_resumed(self) -> None:
         await self.handlers.on_resumed()

@@ -29,7 +29,10 @@ NEEDED_IN_CHANNEL = ("view_channel", "send_messages", "embed_links")
 class Timings:
     """The adapter's waits (seconds unless said otherwise)."""
 
-    guild_ready_timeout: float = 2.0  # discord.py waits this after the last GUILD_CREATE
+    # discord.py's READY waits this after the last GUILD_CREATE. holmbot serves one guild and
+    # starts its session (takes commands, reconciles votes) as soon as that guild is in; only
+    # telling that the bot is not a member of it waits this long.
+    guild_ready_timeout: float = 0.5
     start_timeout: float = 60.0  # READY and the guild must arrive within this
     defer_after: float = 1.0  # an interaction still working by then is deferred
     fresh_after: datetime.timedelta = datetime.timedelta(minutes=55)  # edits of older: capped

@@ -1,12 +1,20 @@
-"""The gateway connection: a dropped connection that resumes and gets what it missed, a session
-that cannot resume (votes by reaction made meanwhile counted by reading the request message),
-and nothing run twice: not for an event replayed on RESUME, nor redelivered after a restart."""
+"""The gateway connection: commands taken as soon as the guild is in (before discord.py's
+READY), a guild that comes after READY waited for, a dropped connection that resumes and gets
+what it missed, a session that cannot resume (votes by reaction made meanwhile counted by
+reading the request message), and nothing run twice: not for an event replayed on RESUME, nor
+redelivered after a restart."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+from bot.discord import create_adapter
+from bot.metrics import Metrics
 from bot.settings import BotConfig
+from commands.flow.layer import CommandLayer
 from tests.console.driver import audit_log
-from tests.discord.conftest import ALICE, BOB, OPS, Bot, running
+from tests.discord.conftest import ALICE, BOB, OPS, TIMINGS, Bot, running
 from tests.discord.test_approvals import APPROVE, ask, results_for, votes
 from tests.fakes.discord import FakeDiscord
 from tests.polling import eventually
@@ -17,6 +25,57 @@ async def offline(bot: Bot, fake: FakeDiscord) -> None:
     fake.gate.clear()
     await fake.drop()
     await eventually(lambda: not bot.adapter.status().connected)
+
+
+async def test_commands_are_taken_once_the_guild_is_in_before_discordpys_ready(
+    bot_config: BotConfig, discord_fake: FakeDiscord
+) -> None:
+    # discord.py's READY waits this long after the last GUILD_CREATE: the start does not
+    async with running(bot_config, guild_ready_timeout=600.0) as bot:
+        client = bot.adapter.client
+        assert client is not None and not client.is_ready()
+        assert bot.adapter.status().ready
+        typed = await discord_fake.say(OPS, ALICE, "!status nova")
+        [reply] = await eventually(lambda: discord_fake.replies_to(typed.id))
+        assert "nova" in reply.shown
+        assert not client.is_ready()
+        assert bot.metric("holmbot_chat_reconnects_total", platform="discord") == 0
+
+
+async def test_a_guild_that_comes_after_discordpys_ready_is_waited_for(
+    bot_config: BotConfig, discord_fake: FakeDiscord
+) -> None:
+    held = asyncio.Event()
+    sent = discord_fake.dispatch
+
+    async def holding_the_guild(event: str, data: dict[str, Any]) -> int:
+        if event != "GUILD_CREATE" or held.is_set():
+            return await sent(event, data)
+
+        async def later() -> None:
+            await held.wait()
+            await sent(event, data)
+
+        asyncio.get_running_loop().create_task(later())
+        return 0
+
+    discord_fake.dispatch = holding_the_guild  # type: ignore[method-assign]
+    layer = await CommandLayer.open(bot_config)
+    adapter = create_adapter(bot_config, layer, Metrics(), **TIMINGS)
+    try:
+        start = asyncio.create_task(adapter.start())
+        await eventually(lambda: adapter.client is not None and adapter.client.is_ready())
+        assert not start.done()  # READY came (the guild unavailable in it): still waiting
+        assert not adapter.status().ready
+        held.set()
+        await start
+        assert adapter.status().ready
+        typed = await discord_fake.say(OPS, ALICE, "!status nova")
+        [reply] = await eventually(lambda: discord_fake.replies_to(typed.id))
+        assert "nova" in reply.shown
+    finally:
+        await adapter.close()
+        await layer.close()
 
 
 async def test_a_dropped_gateway_resumes_and_gets_what_it_missed(
