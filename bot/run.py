@@ -3,7 +3,8 @@ probes server, JSON logs, and a clean stop on SIGTERM.
 
 Adapters are imported only when configured (a Slack-only bot never loads discord.py) and the
 sandbox only with `--sandbox`. With no chat adapter configured the process exits 2 at once and
-names the settings it lacks: a production pod without its token never starts a demo.
+names the settings it lacks: a production pod without its token never starts a demo. The
+adapters connect at the same time; `/ready` answers 200 once every one is connected.
 
 On SIGTERM or SIGINT: the adapters stop taking commands and disconnect, the command layer
 finishes its writes and closes (tracked operations and pending requests stay in the state file
@@ -17,6 +18,7 @@ import importlib
 import logging
 import signal
 import time
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -96,11 +98,28 @@ async def run_bot(
         log.info("probes listening on port %d", port, extra={"platform": ",".join(platforms)})
         for name, adapter in adapters.items():
             stack.push_async_callback(_closing(name, adapter))
-            await adapter.start()
+        await _start_all(adapters)
         log.info("holmbot running (started in %.2f s)", time.monotonic() - started)
         await stopping.wait()
         log.info("stopping: closing the chat connections, then the command layer")
     log.info("stopped")
+
+
+async def _start_all(adapters: Mapping[str, ChatAdapter]) -> None:
+    """Start every adapter at once (each waits on its own platform's connection). If one
+    fails, the others' starts are cancelled and its failure is raised as it was."""
+    starts = [asyncio.ensure_future(adapter.start()) for adapter in adapters.values()]
+    try:
+        await asyncio.wait(starts, return_when=asyncio.FIRST_EXCEPTION)
+    finally:  # a failure, or this start cancelled
+        unfinished = [start for start in starts if not start.done()]
+        for start in unfinished:
+            start.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+    failures = [start.exception() for start in starts if not start.cancelled()]
+    for failure in failures:
+        if failure is not None:
+            raise failure
 
 
 def _closing(name: str, adapter: ChatAdapter):
