@@ -3,8 +3,9 @@
 `Kube` owns its own `ApiClient` (no global configuration), runs every blocking call in a
 thread, hands back API objects as JSON dicts (what kubectl's rules in `commands.clients.kubectl`
 work on), and turns `ApiException`s and connection failures into `KubeError`s whose text
-can be shown to a user as is. The `kubernetes` package (about 69 MiB) is imported only
-when a `Kube` is built.
+can be shown to a user as is. The `kubernetes` package is imported only when a `Kube` is
+built, and of it only the configuration, `ApiClient` and `Watch`: the requests are
+`commands.clients.kube_api`'s, not the generated API classes (which load every model).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import yaml
 
 from commands.clients import kubectl
+from commands.clients.kube_api import AppsV1, CoreV1
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -157,14 +159,12 @@ class Kube:
         request_timeout_seconds: float = 10.0,
         max_concurrent_calls: int = 8,
     ) -> None:
-        from kubernetes import client
-
         self.api_client = api_client
         self.namespace = namespace
         self.request_timeout = request_timeout_seconds
         self._executor = ThreadPoolExecutor(max_concurrent_calls, thread_name_prefix="kube")
-        self.apps = client.AppsV1Api(api_client)
-        self.core = client.CoreV1Api(api_client)
+        self.apps = AppsV1(api_client)
+        self.core = CoreV1(api_client)
 
     @classmethod
     def connect(
