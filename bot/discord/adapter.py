@@ -286,7 +286,12 @@ class DiscordAdapter:
             delivery_id=delivery.of_interaction(interaction.id),
         )
         answer = InteractionAnswer(interaction, self.timings.defer_after)
-        outcome = await answer.run(self._handle(interaction, invocation))
+        claimed = await self.layer.claim(invocation)  # a repeated one is not deferred again
+        if isinstance(claimed, Outcome):
+            outcome = claimed
+        else:
+            work = self._handle(interaction, claimed)
+            outcome = await answer.run(work, defer_now=self.layer.will_run(claimed))
         if await self._is_vote_click(interaction, outcome):
             # the request message shows the vote; the answer is for the voter only
             outcome = replace(outcome, reply=outcome.reply.model_copy(update={"private": True}))

@@ -1,8 +1,10 @@
 """Where an outcome is shown: an interaction's response, a reply to a message, a channel.
 
-An interaction is answered once and within Discord's 3 seconds: if the work is done within
-`defer_after` the answer is the response itself (ephemeral when the reply is private);
-otherwise the interaction is deferred ("thinking…") and the answer fills that message in. A
+An interaction is answered once and within Discord's 3 seconds. A command that will run is
+deferred ("thinking…") before it starts, so a burst of commands is acknowledged at once, and
+its answer fills that message in; one answered at once (bad input, a refusal, a vote) is
+answered by the response itself, ephemeral when private, unless it takes longer than
+`defer_after` after all. A
 private reply after a public deferral deletes the "thinking" message and follows up
 ephemerally. A message command is answered with a reply; a private reply there is short plain
 text, since Discord has no ephemeral replies to messages.
@@ -34,8 +36,11 @@ class InteractionAnswer:
         self.interaction = interaction
         self.defer_after = defer_after
 
-    async def run(self, work: Awaitable[Outcome]) -> Outcome:
-        """Await `work`, deferring the interaction if it takes longer than `defer_after`."""
+    async def run(self, work: Awaitable[Outcome], *, defer_now: bool = False) -> Outcome:
+        """Await `work`, deferring the interaction first (`defer_now`: a command that will
+        run) or when it takes longer than `defer_after` (an answer expected at once)."""
+        if defer_now and not self.interaction.response.is_done():
+            await self.interaction.response.defer(thinking=True)
         task = asyncio.ensure_future(work)
         done, _ = await asyncio.wait({task}, timeout=self.defer_after)
         if not done and not self.interaction.response.is_done():

@@ -169,14 +169,11 @@ class Handlers:
                 return await self.layer.refuse(invocation, "holmbot is stopping; try again soon")
             if not await self.channels.is_member(place.channel):
                 return await self.layer.refuse(invocation, NOT_A_MEMBER)
-            if invocation.delivery_id is not None:
-                # claimed before the ack: a redelivery gets a bare ack, not the echo again
-                claimed = await self.layer.state.claim_delivery(
-                    Platform.SLACK, invocation.delivery_id
-                )
-                if not claimed:  # the layer finds it claimed: audited as a duplicate, not run
-                    return await self.layer.handle(invocation)
-                invocation = invocation.model_copy(update={"delivery_id": None})
+            # claimed before the ack: a redelivery gets a bare ack, not the echo again
+            claimed = await self.layer.claim(invocation)
+            if isinstance(claimed, Outcome):
+                return claimed
+            invocation = claimed
             if not self.layer.will_run(invocation):
                 return await self.layer.handle(invocation)  # says why, privately, at once
             return invocation

@@ -172,11 +172,10 @@ class CommandLayer:
         """Run one invocation; never raises for anything a user typed or a service did."""
         started = time.monotonic()
         audit = self.auditor.invocation
-        if invocation.delivery_id is not None and not await self.state.claim_delivery(
-            invocation.platform, invocation.delivery_id
-        ):
-            await audit(invocation, AuditOutcome.DUPLICATE, detail=invocation.delivery_id)
-            return Outcome(Reply(title="duplicate delivery ignored", private=True), duplicate=True)
+        claimed = await self.claim(invocation)
+        if isinstance(claimed, Outcome):
+            return claimed
+        invocation = claimed
         try:
             command = parse_command(invocation.text)
         except ParseError as error:
@@ -233,6 +232,20 @@ class CommandLayer:
             await self.state.bind_message(message, "request", request_id, "request")
         if operation_id is not None:
             await self.state.bind_message(message, "operation", operation_id, "progress")
+
+    async def claim(self, invocation: Invocation) -> Invocation | Outcome:
+        """Claim the invocation's delivery id, as `handle` does first: the invocation to
+        handle (without the id, now claimed), or for a delivery seen before the duplicate
+        outcome, audited. An adapter claims before it acknowledges, so a redelivery gets no
+        second acknowledgement."""
+        if invocation.delivery_id is None:
+            return invocation
+        if not await self.state.claim_delivery(invocation.platform, invocation.delivery_id):
+            await self.auditor.invocation(
+                invocation, AuditOutcome.DUPLICATE, detail=invocation.delivery_id
+            )
+            return Outcome(Reply(title="duplicate delivery ignored", private=True), duplicate=True)
+        return invocation.model_copy(update={"delivery_id": None})
 
     def will_run(self, invocation: Invocation) -> bool:
         """Whether `handle(invocation)` would do work rather than answer at once, privately:

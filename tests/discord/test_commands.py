@@ -14,7 +14,7 @@ from bot.settings import BotConfig
 from sandbox.cluster import Sandbox
 from tests.console.driver import audit_log, desired_state, with_changes
 from tests.discord.conftest import ALICE, DAVE, LOBBY, OPS, THREAD, Bot, running, seed
-from tests.fakes.discord import BOT_ID, CONTENT_INTENT, EPHEMERAL, FakeDiscord
+from tests.fakes.discord import BOT_ID, CONTENT_INTENT, EPHEMERAL, FakeDiscord, Message
 from tests.polling import eventually
 
 # (slash command, subcommand, options), the same as typed text, and what the answer shows
@@ -30,13 +30,19 @@ READS = [
 ]
 
 
+def filled(message: Message | None) -> Message | None:
+    """The message once it shows an answer (not "thinking…")."""
+    return message if message is not None and message.embeds else None
+
+
 async def test_every_read_command_as_a_slash_command_and_as_a_prefix_message(
     bot: Bot, discord_fake: FakeDiscord
 ) -> None:
     for (name, sub, values), text, expected in READS:
         interaction = await discord_fake.slash(ALICE, OPS, name, sub, **values)
-        answer = await eventually(lambda i=interaction: discord_fake.answer_message(i))
-        assert interaction.kind == 4 and not answer.ephemeral, (name, interaction.answers)
+        answer = await eventually(lambda i=interaction: filled(discord_fake.answer_message(i)))
+        # deferred before it ran ("thinking…"), then filled in, in the channel
+        assert interaction.kind == 5 and not answer.ephemeral, (name, interaction.answers)
         assert expected in answer.shown, (name, values, answer.shown)
         assert answer.embeds and answer.colour is not None
 

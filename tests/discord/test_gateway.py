@@ -16,6 +16,7 @@ from commands.flow.layer import CommandLayer
 from tests.console.driver import audit_log
 from tests.discord.conftest import ALICE, BOB, OPS, TIMINGS, Bot, running
 from tests.discord.test_approvals import APPROVE, ask, results_for, votes
+from tests.discord.test_commands import filled
 from tests.fakes.discord import FakeDiscord
 from tests.polling import eventually
 
@@ -146,7 +147,7 @@ async def test_a_command_delivered_again_after_a_restart_runs_once(
 ) -> None:
     async with running(bot_config) as first:
         interaction = await discord_fake.slash(ALICE, OPS, "health", service="nova")
-        await eventually(lambda: discord_fake.answer_message(interaction))
+        await eventually(lambda: filled(discord_fake.answer_message(interaction)))
         typed = await discord_fake.say(OPS, ALICE, "!status nova")
         await eventually(lambda: discord_fake.replies_to(typed.id))
         await first.idle()
