@@ -28,7 +28,7 @@ def render_reply(reply: Reply, attachment_path: str | None = None) -> str:
     text = _MARKS[reply.tone] + shown.text
     if fitted.file is not None:
         where = attachment_path or fitted.file.filename
-        lines = fitted.file.content.count("\n")
+        lines = fitted.file.line_count
         text += f"\n[full output: {where} ({lines} lines)]"
     if reply.actions:
         text += "\n→ " + " · ".join(action.command for action in reply.actions)

@@ -151,7 +151,7 @@ class ConsoleSession:
 
         def write() -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(attachment.content)
+            path.write_bytes(attachment.content)
 
         await asyncio.to_thread(write)
         return str(path)

@@ -75,7 +75,7 @@ class Rendered:
         """The attachment as a fresh file object (each send consumes one)."""
         if self.file is None:
             return []
-        return [discord.File(io.BytesIO(self.file.content.encode()), filename=self.file.filename)]
+        return [discord.File(io.BytesIO(self.file.content), filename=self.file.filename)]
 
     def send_kwargs(self) -> dict[str, Any]:
         """Arguments for `send`, `reply`, an interaction response or a followup."""
@@ -161,7 +161,7 @@ def render(
         file = file or reply.attachment or as_file(reply)
     if file is not None:
         file, kept = within(file, file_limit)
-        notes.insert(0, f"all of it: {file.filename} ({file.content.count(chr(10))} lines)")
+        notes.insert(0, f"all of it: {file.filename} ({file.line_count} lines)")
         notes.extend([kept] if kept else [])
     if notes:
         embed.set_footer(text=clip("; ".join(notes), MAX_NOTE))
@@ -192,12 +192,12 @@ def _description(reply: Reply, title: str | None) -> tuple[str, Attachment | Non
 
 def within(file: Attachment, limit: int) -> tuple[Attachment, str | None]:
     """The file, or its newest part when it is over Discord's size limit."""
-    data = file.content.encode()
+    data = file.content
     if len(data) <= limit:
         return file, None
-    tail = data[len(data) - limit + 1024 :].decode(errors="ignore")
-    tail = tail[tail.find("\n") + 1 :]
-    note = f"the file holds the last {len(tail.encode()) // 1024} KiB (Discord's limit)"
+    tail = data[len(data) - limit + 1024 :]
+    tail = tail[tail.find(b"\n") + 1 :]  # whole lines (a newline is never inside a character)
+    note = f"the file holds the last {len(tail) // 1024} KiB (Discord's limit)"
     return file.model_copy(update={"content": tail}), note
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.render.fitting import Budget, fit
+from bot.render.fitting import Budget, as_file, fit
 from commands.core.formatting import truncate
 from commands.core.models import (
     MENTION,
@@ -231,14 +231,14 @@ def _render(
     fields_cut = len(reply.fields) - sum(
         (f.name, f.value) == (g.name, g.value) for f, g in zip(fields, reply.fields, strict=False)
     )
-    file = (fitted.file or (whole_file(reply) if fields_cut else None)) if files else None
+    file = (fitted.file or (as_file(reply) if fields_cut else None)) if files else None
     notes: list[str] = []
     if fields_cut:
         notes.append(f"{fields_cut} fields cut or left out")
     if fitted.cut:
         notes.append(f"{fitted.cut} lines not shown" if file is None else "the newest lines shown")
     if file is not None and notes:
-        whole = file.content.count("\n")
+        whole = file.line_count
         notes.append(f"all {whole} lines are in {file.filename}, uploaded in this message's thread")
     tail = [context(escape("; ".join(notes)))] if notes else []
     tail.extend([*extra, *action_blocks(reply.actions)])
@@ -247,9 +247,3 @@ def _render(
     head = [title_block(reply)]
     rendered = Rendered(text=text, blocks=[*head, *body, *tail], file=file, notes=tuple(notes))
     return head, body, tail, rendered
-
-
-def whole_file(reply: Reply) -> Attachment:
-    """The whole reply as a text file, for one whose fields do not fit."""
-    slug = "".join(c if c.isalnum() else "-" for c in reply.title.lower())[:40].strip("-")
-    return Attachment(filename=f"{slug or 'reply'}.txt", content=reply.text + "\n")

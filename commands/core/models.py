@@ -124,7 +124,11 @@ class Attachment(BaseModel):
     when it does not fit their platform's message."""
 
     filename: str
-    content: str
+    content: bytes  # UTF-8 text (a str given is encoded): sent as it is, never copied again
+
+    @property
+    def line_count(self) -> int:
+        return self.content.count(b"\n")
 
 
 class Table(BaseModel):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import io
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +42,7 @@ class LogsProblem(Exception):
         self.title, self.lines = title, lines or []
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LogLine:
     """One line from one pod, with a sort key from its kubelet timestamp."""
 
@@ -200,13 +201,15 @@ def _assemble(command: LogsCommand, results: list[_PodRead], with_pod: bool) -> 
     per_pod = [result.take_lines(command.grep, command.tail) for result in read]
     lines = list(heapq.merge(*per_pod, key=lambda line: line.key))  # each pod's is in order
     del per_pod
-    full = "".join(line.render(with_pod, short_time=False) + "\n" for line in lines)
+    full = io.BytesIO()  # written line by line: no list of every line's bytes on the way
+    for line in lines:
+        full.write(f"{line.render(with_pod, short_time=False)}\n".encode())
     shown = [line.render(with_pod, short_time=True) for line in lines]
     return Reply(
         title=_describe(command, len(read), len(lines)),
         lines=shown,
         fields=[ReplyField(name="note", value=note) for note in notes],
-        attachment=Attachment(filename=f"{command.service}-logs.txt", content=full),
+        attachment=Attachment(filename=f"{command.service}-logs.txt", content=full.getvalue()),
     )
 
 

@@ -76,7 +76,7 @@ def test_the_reply_holds_every_entry_and_the_whole_log_as_a_file() -> None:
     assert len(reply.table.rows) == 30  # the renderer decides how many fit its platform
     assert reply.table.rows[-1][0] == "03-01 12:29:00"
     assert reply.attachment is not None and reply.attachment.filename == "audit.txt"
-    assert len(reply.attachment.content.splitlines()) == len(many) + 1
+    assert len(reply.attachment.content.decode().splitlines()) == len(many) + 1
 
 
 def test_a_multi_line_or_coloured_error_stays_on_its_row() -> None:

@@ -124,7 +124,7 @@ async def test_every_line_comes_back_and_the_whole_log_as_a_file(world: World) -
     assert bodies(reply) == lines
     assert reply.attachment is not None
     assert reply.attachment.filename == "nova-logs.txt"
-    content = reply.attachment.content.splitlines()
+    content = reply.attachment.content.decode().splitlines()
     assert [line.split(" ", 1)[1] for line in content] == lines
     assert content[0].endswith("Z request 0 served in 0 ms")  # full RFC 3339 timestamps
     fitted = fit(reply, CHAT)  # what a chat renderer does with it
@@ -151,7 +151,7 @@ async def test_a_busy_pods_newest_lines_are_kept_when_its_log_is_over_the_limit(
     tail = await logs(world, "logs nova --tail 1500")
     assert bodies(grep) == ["ERROR newest"]
     assert tail.attachment is not None
-    assert tail.attachment.content.splitlines()[-1].endswith("Z ERROR newest")
+    assert tail.attachment.content.decode().splitlines()[-1].endswith("Z ERROR newest")
     for reply in (grep, tail):
         (note,) = notes(reply)
         assert re.fullmatch(rf"pod {name}: only its newest \d+ lines fit in 1 MiB", note), note
@@ -165,7 +165,7 @@ async def test_the_total_read_is_capped_across_pods_keeping_each_pods_newest_lin
         world.pod("nova", suffix * 5, Container("nova", logs=busy_log(1000, f"{suffix} last")))
     reply = await logs(world, "logs nova --tail 1000", max_total_bytes=1 << 20)
     assert reply.attachment is not None
-    as_read = [line.split("] ", 1)[1] for line in reply.attachment.content.splitlines()]
+    as_read = [line.split("] ", 1)[1] for line in reply.attachment.content.decode().splitlines()]
     assert sum(len(line.encode()) + 1 for line in as_read) <= 1 << 20  # what the API sent
     assert {line.rsplit(" ", 2)[-2] for line in reply.lines if line.endswith(" last")} == set(
         "abcdefghjk"
@@ -204,7 +204,7 @@ async def test_one_huge_line_is_previewed_cut_short(world: World) -> None:
     world.pod("nova", "abcde", Container("nova", logs=["x" * 5000]))
     reply = await logs(world, "logs nova")
     assert reply.attachment is not None
-    assert "x" * 5000 in reply.attachment.content
+    assert b"x" * 5000 in reply.attachment.content
     fitted = fit(reply, CHAT)
     assert fitted.lines[-1].endswith("x…") and len(fitted.lines[-1]) == CHAT.max_chars
     assert fitted.file == reply.attachment
