@@ -13,6 +13,7 @@ import time
 from types import TracebackType
 
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from sandbox.cluster import Sandbox
 from sandbox.seed import NAMESPACE
@@ -23,6 +24,7 @@ LOG_BYTES = 1 << 20  # per pod, as `kubectl logs` prints it (no timestamps)
 LINES = 2000  # what the sandbox's kubelet keeps of each container
 PODS_TIMEOUT = 120.0  # seconds for the scaled deployment's pods to run
 READ = f"/logs {SERVICE} --tail {LINES}"
+CONFLICT_ATTEMPTS = 5
 
 
 def _big_lines(rng: random.Random) -> str:
@@ -48,7 +50,16 @@ class BigLogs:
     async def __aenter__(self) -> BigLogs:
         apps = client.AppsV1Api(self._api)
         scale = {"spec": {"replicas": PODS}}
-        await asyncio.to_thread(apps.patch_namespaced_deployment_scale, SERVICE, NAMESPACE, scale)
+        for attempt in range(CONFLICT_ATTEMPTS):  # the controller may be writing it too
+            try:
+                await asyncio.to_thread(
+                    apps.patch_namespaced_deployment_scale, SERVICE, NAMESPACE, scale
+                )
+                break
+            except ApiException as error:
+                if error.status != 409 or attempt == CONFLICT_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.1)
         self.pods = await self._running_pods()
         return self
 
