@@ -51,7 +51,8 @@ def fit(reply: Reply, budget: Budget) -> Fitted:
     rows = table.rows if table else []
     row_texts = table.text_lines()[1:] if table else []
     if (
-        len(reply.lines) <= budget.max_lines
+        not reply.omitted_lines
+        and len(reply.lines) <= budget.max_lines
         and sum(len(s) + 1 for s in reply.lines) + sum(len(s) + 1 for s in row_texts)
         <= budget.max_chars
         and len(rows) <= budget.max_lines
@@ -64,7 +65,7 @@ def fit(reply: Reply, budget: Budget) -> Fitted:
     else:
         shown_rows, lines = [], _tail(reply.lines, budget)
         cut = len(reply.lines) - len(lines)
-    return Fitted(lines, shown_rows, reply.attachment or as_file(reply), cut)
+    return Fitted(lines, shown_rows, reply.attachment or as_file(reply), cut + reply.omitted_lines)
 
 
 def as_file(reply: Reply) -> Attachment:

@@ -165,11 +165,13 @@ class Table(BaseModel):
 class Reply(BaseModel):
     """What the user sees in answer to a command: the whole content, with users as
     `mention`s. Each renderer decides what fits its platform and what goes into a file.
-    `private`: only the asker should see it (a refusal, a vote that does not count)."""
+    `private`: only the asker should see it (a refusal, a vote that does not count).
+    `omitted_lines`: older lines left out of `lines` that only the attachment holds."""
 
     title: str
     tone: Tone = Tone.INFO
     lines: list[str] = Field(default_factory=list)
+    omitted_lines: int = 0
     table: Table | None = None
     fields: list[ReplyField] = Field(default_factory=list)
     attachment: Attachment | None = None

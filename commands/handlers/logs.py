@@ -6,9 +6,9 @@ and the last `--tail` matching lines (case-insensitive) are kept.
 
 What is read is bounded: `logs.max_total_bytes` across all pods, shared equally (at most
 `POD_LIMIT_BYTES` each), newest lines kept. Decoding, merging and rendering run on a worker
-thread, not the event loop. The reply holds every line (short times) and the whole log as an
-attachment (full timestamps); each renderer shows what fits its platform and sends the file
-when it cuts.
+thread, not the event loop. The reply holds the newest `SHOWN_LINES` lines (short times; more
+than any renderer shows) and the whole log as an attachment (full timestamps); each renderer
+shows what fits its platform and sends the file when it cuts.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from commands.core.formatting import human_seconds
 from commands.core.models import Attachment, Outcome, Reply, ReplyField, Tone
 from commands.core.parser import MAX_TAIL, LogsCommand, close_matches
 
+SHOWN_LINES = 200  # the newest lines in the reply: every renderer shows fewer, the file has all
 POD_LIMIT_BYTES = 1 << 20  # per pod and container instance, as the API's limitBytes
 REFIT_ATTEMPTS = 3  # asking again for fewer lines when a pod's answer was cut
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
@@ -204,10 +205,11 @@ def _assemble(command: LogsCommand, results: list[_PodRead], with_pod: bool) -> 
     full = io.BytesIO()  # written line by line: no list of every line's bytes on the way
     for line in lines:
         full.write(f"{line.render(with_pod, short_time=False)}\n".encode())
-    shown = [line.render(with_pod, short_time=True) for line in lines]
+    shown = [line.render(with_pod, short_time=True) for line in lines[-SHOWN_LINES:]]
     return Reply(
         title=_describe(command, len(read), len(lines)),
         lines=shown,
+        omitted_lines=len(lines) - len(shown),
         fields=[ReplyField(name="note", value=note) for note in notes],
         attachment=Attachment(filename=f"{command.service}-logs.txt", content=full.getvalue()),
     )

@@ -10,7 +10,7 @@ from commands.clients.kube import Kube
 from commands.core.config import KubernetesConfig
 from commands.core.models import Reply, Tone
 from commands.core.parser import parse_command
-from commands.handlers.logs import show_logs
+from commands.handlers.logs import SHOWN_LINES, show_logs
 from sandbox.serving import write_kubeconfig
 from tests.commands.world import Container, World
 
@@ -118,10 +118,10 @@ async def test_multi_container_pod_asks_for_a_container(world: World) -> None:
 
 async def test_every_line_comes_back_and_the_whole_log_as_a_file(world: World) -> None:
     world.deployment("nova")
-    lines = [f"request {n} served in {n % 17} ms" for n in range(300)]
+    lines = [f"request {n} served in {n % 17} ms" for n in range(SHOWN_LINES)]
     world.pod("nova", "abcde", Container("nova", logs=lines))
-    reply = await logs(world, "logs nova --tail 300")
-    assert bodies(reply) == lines
+    reply = await logs(world, f"logs nova --tail {SHOWN_LINES}")
+    assert bodies(reply) == lines and reply.omitted_lines == 0
     assert reply.attachment is not None
     assert reply.attachment.filename == "nova-logs.txt"
     content = reply.attachment.content.decode().splitlines()
@@ -131,7 +131,21 @@ async def test_every_line_comes_back_and_the_whole_log_as_a_file(world: World) -
     assert fitted.file == reply.attachment
     shown = [line.split(" ", 1)[1] for line in fitted.lines]
     assert 0 < len(shown) <= 40 and shown == lines[-len(shown) :]
-    assert fitted.cut == 300 - len(shown)
+    assert fitted.cut == SHOWN_LINES - len(shown)
+
+
+async def test_a_log_longer_than_the_reply_shows_its_newest_lines_and_is_sent_whole(
+    world: World,
+) -> None:
+    world.deployment("nova")
+    lines = [f"request {n} served" for n in range(SHOWN_LINES + 50)]
+    world.pod("nova", "abcde", Container("nova", logs=lines))
+    reply = await logs(world, f"logs nova --tail {len(lines)}")
+    assert bodies(reply) == lines[-SHOWN_LINES:] and reply.omitted_lines == 50
+    assert reply.attachment is not None and reply.attachment.line_count == len(lines)
+    # a renderer with room for every line the reply holds still sends the file
+    fitted = fit(reply, Budget(max_lines=10_000, max_chars=1_000_000))
+    assert fitted.file == reply.attachment and fitted.cut == 50
 
 
 def busy_log(count: int, last: str) -> list[str]:
@@ -167,9 +181,8 @@ async def test_the_total_read_is_capped_across_pods_keeping_each_pods_newest_lin
     assert reply.attachment is not None
     as_read = [line.split("] ", 1)[1] for line in reply.attachment.content.decode().splitlines()]
     assert sum(len(line.encode()) + 1 for line in as_read) <= 1 << 20  # what the API sent
-    assert {line.rsplit(" ", 2)[-2] for line in reply.lines if line.endswith(" last")} == set(
-        "abcdefghjk"
-    )
+    last = {line.rsplit(" ", 2)[-2] for line in as_read if line.endswith(" last")}
+    assert last == set("abcdefghjk")  # every pod's newest line is in the file
     assert len(notes(reply)) == 10
     assert all(re.search(r"only its newest \d+ lines fit in 102 KiB$", n) for n in notes(reply))
 
