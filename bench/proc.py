@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# The bot's process environment as the Dockerfile sets it (glibc's pools: see the Dockerfile).
-IMAGE_ENV = {"MALLOC_ARENA_MAX": "1"}
+# The bot's process environment as the Dockerfile sets it (glibc's malloc: see the Dockerfile).
+IMAGE_ENV = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
 def status_kib(pid: int, key: str) -> int:
