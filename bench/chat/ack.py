@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,9 +90,12 @@ async def discord_acks(rig: Rig, count: int) -> list[float]:
     return [i.answered_at - i.created for i in interactions if i.answered_at is not None]
 
 
-async def settle_answers(rig: Rig) -> None:
-    """Let the bot finish the answers of the last round (deferred ones are edited later)."""
-    await asyncio.sleep(1.0)
+async def until(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + ANSWER_TIMEOUT
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} within {ANSWER_TIMEOUT:g} s")
+        await asyncio.sleep(0.05)
 
 
 @dataclass
@@ -113,17 +117,23 @@ class AckFigures:
 
 
 async def measure(rig: Rig, count: int, rounds: int) -> AckFigures:
-    """`rounds` rounds of `count` commands at once on each platform."""
+    """`rounds` rounds of `count` commands at once on each platform, each round sent once
+    the bot has answered the one before (every Slack reply posted, every Discord answer
+    filled in), so each measures a burst on a bot with nothing else to do."""
     figures = AckFigures([], [], 0)
     for _ in range(rounds):
+        posted = len(rig.slack.posted())
         figures.slack += await slack_acks(rig, count)
-        await settle_answers(rig)
-        before = {i.id for i in rig.discord.interactions.values()}
+        want = posted + count
+        await until(lambda w=want: len(rig.slack.posted()) >= w, "Slack answered not all")
+        before = set(rig.discord.interactions)
         figures.discord += await discord_acks(rig, count)
-        figures.deferred += sum(
-            1 for i in rig.discord.interactions.values() if i.id not in before and i.kind == 5
+        ours = [i for n, i in rig.discord.interactions.items() if n not in before]
+        figures.deferred += sum(1 for i in ours if i.kind == 5)
+        await until(
+            lambda o=ours: all((m := rig.discord.answer_message(i)) and m.embeds for i in o),
+            "Discord answers were not all filled in",
         )
-        await settle_answers(rig)
     return figures
 
 

@@ -30,7 +30,7 @@ from bench.chat.rig import (
     Rig,
     chat_rig,
 )
-from bench.proc import reset_peak, status_kib
+from bench.proc import IMAGE_ENV, reset_peak, status_kib
 
 SPEED = 20.0
 SETTLE_SECONDS = 3.0
@@ -150,7 +150,8 @@ def report(figures: MemoryFigures, concurrent: int) -> list[str]:
 async def _bench(args: argparse.Namespace, state: Path) -> None:
     async with chat_rig(state, SPEED) as world:
         figures = await measure(world, args.starts, args.concurrent, args.log_reads)
-    print(f"holmbot run, Slack and Discord connected; {machine()}; MALLOC_ARENA_MAX=1")
+    malloc = " ".join(f"{name}={value}" for name, value in IMAGE_ENV.items())
+    print(f"holmbot run, Slack and Discord connected; {machine()}; {malloc}")
     smallest = min(figures.log_sizes) / 2**20
     print(f"{READ} x{args.log_reads} per platform, each pod's log at least {smallest:.2f} MiB\n")
     print("\n".join(report(figures, args.concurrent)))

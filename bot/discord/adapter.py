@@ -26,6 +26,7 @@ import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from bot.acks import ACKS_FIRST_SECONDS, Unacked
 from bot.adapter import AdapterStatus, show_notices
 from bot.discord import delivery
 from bot.discord.answers import ChannelAnswer, InteractionAnswer, MessageAnswer
@@ -48,6 +49,8 @@ from commands.core.models import Invocation, Notice, NoticeKind, Outcome, Platfo
 from commands.flow.layer import CommandLayer
 
 log = logging.getLogger(__name__)
+# interactions whose acknowledgement is awaited (autocomplete answers itself at once)
+ACKNOWLEDGED = (discord.InteractionType.application_command, discord.InteractionType.component)
 
 COMMANDS_MARKER = "discord-commands.sha256"
 PREFIX_OFF = (
@@ -92,6 +95,7 @@ class DiscordAdapter:
         self._ready = asyncio.Event()
         self._sessions = 0
         self._session_id: str | None = None  # the gateway session last started
+        self.unacked = Unacked()  # interactions not answered or deferred yet
         self._online = False  # from the guild's arrival or RESUMED to the next disconnect
         self._detail = "not started"
 
@@ -286,16 +290,28 @@ class DiscordAdapter:
             delivery_id=delivery.of_interaction(interaction.id),
         )
         answer = InteractionAnswer(interaction, self.timings.defer_after)
-        claimed = await self.layer.claim(invocation)  # a repeated one is not deferred again
-        if isinstance(claimed, Outcome):
-            outcome = claimed
-        else:
-            work = self._handle(interaction, claimed)
-            outcome = await answer.run(work, defer_now=self.layer.will_run(claimed))
-        if await self._is_vote_click(interaction, outcome):
-            # the request message shows the vote; the answer is for the voter only
-            outcome = replace(outcome, reply=outcome.reply.model_copy(update={"private": True}))
-        await self._deliver(answer, outcome, user.key)
+        try:
+            claimed = await self.layer.claim(invocation)  # a repeated one is not deferred again
+            if isinstance(claimed, Outcome):
+                outcome = claimed
+            else:
+                if self.layer.will_run(claimed):  # acknowledged before it starts
+                    await answer.defer()
+                    self.unacked.answered(interaction.id)
+                    await self.unacked.none_left(ACKS_FIRST_SECONDS)  # other bursts' first
+                outcome = await answer.run(self._handle(interaction, claimed))
+            if await self._is_vote_click(interaction, outcome):
+                # the request message shows the vote; the answer is for the voter only
+                reply = outcome.reply.model_copy(update={"private": True})
+                outcome = replace(outcome, reply=reply)
+            await self._deliver(answer, outcome, user.key)
+        finally:
+            self.unacked.answered(interaction.id)
+
+    def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """A slash command or a click arrived: its acknowledgement is due."""
+        if interaction.type in ACKNOWLEDGED:
+            self.unacked.taken(interaction.id)
 
     async def _handle(
         self, interaction: discord.Interaction[Any], invocation: Invocation

@@ -36,15 +36,17 @@ class InteractionAnswer:
         self.interaction = interaction
         self.defer_after = defer_after
 
-    async def run(self, work: Awaitable[Outcome], *, defer_now: bool = False) -> Outcome:
-        """Await `work`, deferring the interaction first (`defer_now`: a command that will
-        run) or when it takes longer than `defer_after` (an answer expected at once)."""
-        if defer_now and not self.interaction.response.is_done():
+    async def defer(self) -> None:
+        """Say "thinking…" (the answer fills it in later), unless already answered."""
+        if not self.interaction.response.is_done():
             await self.interaction.response.defer(thinking=True)
+
+    async def run(self, work: Awaitable[Outcome]) -> Outcome:
+        """Await `work`, deferring the interaction if it takes longer than `defer_after`."""
         task = asyncio.ensure_future(work)
         done, _ = await asyncio.wait({task}, timeout=self.defer_after)
-        if not done and not self.interaction.response.is_done():
-            await self.interaction.response.defer(thinking=True)
+        if not done:
+            await self.defer()
         return await task
 
     async def show(self, reply: Reply) -> discord.Message | None:

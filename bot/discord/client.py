@@ -43,6 +43,7 @@ class Handlers(Protocol):
     async def on_guild_available(self, guild: discord.Guild) -> None: ...
     async def on_resumed(self) -> None: ...
     def on_disconnect(self) -> None: ...
+    def on_interaction(self, interaction: discord.Interaction[Any]) -> None: ...
     async def on_message(self, message: discord.Message) -> None: ...
     async def on_reaction(
         self, payload: discord.RawReactionActionEvent, stamp: Stamp | None
@@ -118,6 +119,8 @@ class HolmClient(discord.Client):
             self.handlers.on_event()
         elif event == "disconnect":  # told at once: also while closing, when no task may start
             self.handlers.on_disconnect()
+        elif event == "interaction":  # as it arrives, before the command tree's task runs
+            self.handlers.on_interaction(*args)
         super().dispatch(event, *args, **kwargs)
         if event in REACTIONS:
             ws, stamp = self.ws, None

@@ -30,8 +30,8 @@ from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
+from bot.acks import Unacked
 from bot.metrics import Metrics
-from bot.slack.acks import Unacked
 from bot.slack.api import error_code
 from bot.slack.options import COMMANDS_PATH, SlackOptions
 from commands.core.models import Platform

@@ -3,7 +3,7 @@
 Every listener only decides what its ack says and hands the work to a background task, so the
 ack goes out first: bolt runs with `process_before_response=True` and sends the ack (a Socket
 Mode frame, or the HTTP response) as soon as the listener returns. The work then waits until no
-request taken is waiting for its ack (`bot.slack.acks`, at most `ACKS_FIRST_SECONDS`), so that
+request taken is waiting for its ack (`bot.acks`, at most `ACKS_FIRST_SECONDS`), so that
 a burst of commands is acked before any of them runs and holds the event loop.
 
 A slash command's ack waits only for what decides it: who asks (their cached user groups),
@@ -30,9 +30,9 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.acks import ACKS_FIRST_SECONDS, Unacked
 from bot.metrics import Metrics
 from bot.slack import delivery
-from bot.slack.acks import Unacked
 from bot.slack.blocks import ACTION_PREFIX, mrkdwn, render
 from bot.slack.identity import NOT_A_MEMBER, Channels, Groups
 from bot.slack.options import SlackOptions
@@ -47,7 +47,6 @@ Ack = Callable[..., Awaitable[Any]]
 FAILED = "that command failed; see holmbot's log"
 # actions whose answer is waited for before the ack: quick (holmbot's own state) and often
 # private (a vote that does not count, a request one may not cancel)
-ACKS_FIRST_SECONDS = 0.25  # work waits at most this long for the acks still being decided
 
 
 class Handlers:

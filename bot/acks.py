@@ -1,12 +1,12 @@
-"""Acks first: the Slack requests taken and not acknowledged yet.
+"""Acks first: the chat requests taken and not acknowledged yet.
 
-Slack wants every request acknowledged within 3 s, and a burst of slash commands should see
-all its acks long before that. A listener only decides its ack and hands the work off; the work
-waits until no request is waiting for its ack (for at most a bound), so that one command's work
-never holds the event loop while another command's ack is still due. Socket Mode counts each
-envelope from when it is read off the socket to when its ack has been sent; each listener also
-counts itself until it returns (bolt then sends its ack: the Socket Mode frame or, in HTTP mode,
-the response).
+Slack wants every request acknowledged within 3 s, Discord every interaction, and a burst of
+commands should see all its acknowledgements long before that. An adapter acknowledges first
+and hands the work off; the work waits until no request is waiting for its acknowledgement (for
+at most a bound), so that one command's work never holds the event loop while another's is
+still due. Slack's Socket Mode counts each envelope from when it is read off the socket to when
+its ack has been sent (each listener also counts itself until it returns: bolt then sends the
+ack); Discord counts each interaction from its INTERACTION_CREATE to its response or deferral.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import contextlib
 import time
 from collections.abc import Hashable
 
-STALE_SECONDS = 3.0  # Slack's ack window: a request taken longer ago than this is not waited for
+ACKS_FIRST_SECONDS = 0.25  # handed-off work waits at most this long for acks still due
+STALE_SECONDS = 3.0  # the platforms' ack window: a request taken longer ago is not waited for
 
 
 class Unacked:
