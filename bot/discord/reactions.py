@@ -24,6 +24,7 @@ from bot.discord import delivery
 from bot.discord.client import Stamp
 from bot.discord.embeds import USER_MENTIONS, markdown
 from bot.discord.identity import mention, message_ref, user_of, where
+from bot.missed_votes import count_missed_votes
 from bot.settings import DiscordConfig
 from commands.core.models import MessageRef, Outcome, Platform, User
 from commands.flow.layer import CommandLayer
@@ -77,28 +78,20 @@ class Reactions:
         ws = client.ws
         if client.user is None or ws is None or ws.session_id is None:
             return 0
-        cast = 0
-        for request in await self.layer.state.pending_requests(Platform.DISCORD):
-            counted = {vote.user for vote in await self.layer.state.votes(request.id)}
-            for bound in await self.layer.state.messages_of("request", request.id):
-                for user_id, emoji in await self._reactions(client, bound.ref):
-                    if f"{Platform.DISCORD}:{user_id}" in counted:
-                        continue
-                    user = await self._member(client, user_id)
-                    outcome = await self.layer.react(
-                        user,
-                        bound.ref,
-                        approve=self.votes[emoji],
-                        delivery_id=delivery.of_reconciled(
-                            ws.session_id, int(bound.ref.message_id), user_id, emoji
-                        ),
-                    )
-                    if outcome is not None and not outcome.refused and not outcome.duplicate:
-                        counted.add(user.key)
-                        cast += 1
-        if cast:
-            log.info("counted %d reactions made while disconnected", cast)
-        return cast
+        session = ws.session_id
+
+        async def reactions_of(ref: MessageRef) -> list[tuple[str, str]]:
+            return [(str(user), emoji) for user, emoji in await self._reactions(client, ref)]
+
+        async def voter(user_id: str) -> User:
+            return await self._member(client, int(user_id))
+
+        def delivery_of(ref: MessageRef, user_id: str, emoji: str) -> str:
+            return delivery.of_reconciled(session, int(ref.message_id), int(user_id), emoji)
+
+        return await count_missed_votes(
+            self.layer, Platform.DISCORD, reactions_of, voter, self.votes, delivery_of
+        )
 
     async def _reactions(self, client: discord.Client, ref: MessageRef) -> list[tuple[int, str]]:
         """(user id, emoji) of the vote reactions on a message, the bot's own left out."""

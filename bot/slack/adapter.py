@@ -25,6 +25,7 @@ from bot.slack.handlers import Handlers
 from bot.slack.identity import Channels, Groups
 from bot.slack.options import SlackOptions
 from bot.slack.outcomes import Outcomes, Place
+from bot.slack.reconcile import Reconciler
 from commands.core.models import Notice, NoticeKind, Platform, User
 from commands.flow.layer import CommandLayer
 
@@ -47,6 +48,8 @@ class SlackAdapter:
         self.channels = Channels(self.api, options.channels_ttl)
         interest = layer.policy.groups_of_interest(Platform.SLACK)
         groups = Groups(self.api, interest, options.groups_ttl)
+        votes = {options.approve_reaction: True, options.deny_reaction: False}
+        self.reconciler = Reconciler(layer, self.api, groups, votes)
         self.outcomes = Outcomes(layer, self.api, self.channels, options)
         self.handlers = Handlers(layer, self.outcomes, groups, self.channels, options, metrics)
         self.app: AsyncApp | None = None
@@ -65,7 +68,7 @@ class SlackAdapter:
                     f"Slack refused the bot token ({error_code(error) or error}): check "
                     "HOLMBOT_SLACK__BOT_TOKEN (the xoxb- Bot User OAuth Token)"
                 ) from error
-            self.bot_user_id = auth.get("user_id")
+            self.bot_user_id = self.reconciler.bot_user_id = auth.get("user_id")
             self.app = AsyncApp(
                 client=client,
                 signing_secret=(
@@ -79,7 +82,13 @@ class SlackAdapter:
             )
             self.handlers.register(self.app)
             self.connection = (
-                SocketConnection(self.app, self.options, self.metrics, self.handlers.unacked)
+                SocketConnection(
+                    self.app,
+                    self.options,
+                    self.metrics,
+                    self.handlers.unacked,
+                    on_reconnect=self.reconciler.reconcile,  # votes made meanwhile
+                )
                 if self.options.mode == "socket"
                 else HttpConnection(self.app, self.options)
             )

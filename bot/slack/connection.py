@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -64,12 +65,15 @@ class SocketConnection:
         options: SlackOptions,
         metrics: Metrics,
         unacked: Unacked | None = None,
+        on_reconnect: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         if options.app_token is None:
             raise ValueError("Socket Mode needs the app-level token (HOLMBOT_SLACK__APP_TOKEN)")
         self.options = options
         self.metrics = metrics
         self.unacked = unacked if unacked is not None else Unacked()
+        self.on_reconnect = on_reconnect  # run after each hello but the first
+        self._after_reconnect: set[asyncio.Task[object]] = set()
         self.handler = AsyncSocketModeHandler(
             app, options.app_token.get_secret_value(), ping_interval=options.ping_interval
         )
@@ -170,9 +174,18 @@ class SocketConnection:
             self.last_gap = now - (self._lost_at or now)
             self._reconnected_at = now
             log.info("Slack Socket Mode reconnected after %.1fs", self.last_gap)
+            if self.on_reconnect is not None:
+                task = asyncio.create_task(self.on_reconnect())
+                self._after_reconnect.add(task)
+                task.add_done_callback(self._reconnect_done)
         self._hello.set()
         self._lost_at, self._why = None, ""
         self.connected = True
+
+    def _reconnect_done(self, task: asyncio.Task[object]) -> None:
+        self._after_reconnect.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("after a reconnect", exc_info=task.exception())
 
     async def _on_close(self, _message: Any) -> None:
         self._lose("the connection was closed")

@@ -21,7 +21,7 @@ SCOPES = {
     "commands": "the slash commands",
     "app_mentions:read": "the app_mention event",
     "chat:write": "chat.postMessage, chat.update, chat.postEphemeral",
-    "reactions:read": "the reaction_added and reaction_removed events",
+    "reactions:read": "the reaction events, and reactions.get: votes made while disconnected",
     "reactions:write": "reactions.add: the vote reactions on request messages",
     "files:write": "files_upload_v2: long output as a file",
     "usergroups:read": "usergroups.users.list: the members of the policy's user groups",

@@ -6,8 +6,8 @@ hold JSON, such as `blocks`, are decoded); `Authorization: Bearer` must carry th
 app token for `apps.connections.open`); answers are `{"ok": true, ...}` or `{"ok": false,
 "error": ...}` with status 200, and a configurable share of a method's calls is answered 429 with
 `Retry-After` (`limit`). Methods: auth.test, apps.connections.open, chat.postMessage,
-chat.update, chat.postEphemeral, reactions.add, files.getUploadURLExternal, the upload URL
-itself, files.completeUploadExternal, usergroups.users.list, conversations.info; a
+chat.update, chat.postEphemeral, reactions.add, reactions.get, files.getUploadURLExternal, the
+upload URL itself, files.completeUploadExternal, usergroups.users.list, conversations.info; a
 `response_url` is served too.
 
 Socket Mode: `apps.connections.open` returns `ws://127.0.0.1:PORT/socket?ticket=N`; a new
@@ -350,6 +350,23 @@ class FakeSlack:
             return {"ok": False, "error": "already_reacted"}
         users.append(BOT_USER)
         return {"ok": True}
+
+    def _reactions_get(self, args: dict[str, Any]) -> dict[str, Any]:
+        message = self.messages.get(args.get("timestamp", ""))
+        if message is None or message.channel != args.get("channel"):
+            return {"ok": False, "error": "message_not_found"}
+        reactions = [
+            {"name": name, "users": list(users), "count": len(users)}
+            for name, users in message.reactions.items()
+            if users
+        ]
+        shown = {"type": "message", "ts": message.ts, "text": message.text, "user": message.user}
+        return {
+            "ok": True,
+            "type": "message",
+            "channel": message.channel,
+            "message": shown | {"reactions": reactions},
+        }
 
     def _files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
         file_id = f"F{next(self._ids):08d}"

@@ -118,3 +118,21 @@ async def test_an_expired_request_message_says_so_and_offers_nothing(
         assert "expired" in told[0]["shown"]
         await bot.idle()
     assert current_image(sandbox, "postgres") == image("postgres", "15.6")
+
+
+async def test_a_reaction_made_while_disconnected_is_counted_after_reconnecting(
+    bot: Bot, slack: FakeSlack, sandbox: Sandbox
+) -> None:
+    request = await request_message(slack)
+    slack.reaction_event(BOB, request, APPROVE)  # made while the bot was away: never delivered
+    await slack.drop()
+    await eventually(lambda: "approved" in request.blocks[0]["text"]["text"])
+    progress = (await eventually(lambda: slack.posted(OPS)[1:]))[0]
+    await eventually(lambda: "*done* after" in progress.shown, timeout=60)
+    await bot.idle()
+    assert current_image(sandbox, "postgres") == image("postgres", "16.2")
+    assert bot.metric("holmbot_chat_reconnects_total", platform="slack") == 1
+    assert len(slack.calls_of("reactions.get")) == 1  # the one pending request message, read
+    entries = await audit_log(bot.layer.clients.config)
+    votes = [(e["user"], e["outcome"]) for e in entries if e["action"] == "approve"]
+    assert votes == [(f"slack:{BOB}", "approved")]  # Bob's, once; the bot's own left out
