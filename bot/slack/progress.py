@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from slack_sdk.errors import SlackApiError
 
-from bot.render.progress import progress_bar
+from bot.render.progress import operation_bar
 from bot.slack.api import RateLimited, SlackApi, error_code
 from bot.slack.blocks import Block, Rendered, context, escape, render
 from commands.core.formatting import human_seconds
@@ -29,19 +29,6 @@ log = logging.getLogger(__name__)
 ATTEMPTS = 5  # tries of one state on errors other than 429 (a newer state starts afresh)
 MAX_PROBLEMS = 10
 GONE = frozenset({"message_not_found", "channel_not_found", "cant_update_message"})
-_STEPS = (Phase.WAITING, Phase.PROGRESSING, Phase.VERIFYING, Phase.DONE)
-
-
-def bar(item: Progress) -> str:
-    """Replicas updated and available of those desired; for others the phase as steps."""
-    if isinstance(item, FinalResult):
-        return progress_bar(int(item.ok), 1)
-    if not item.desired:
-        step = _STEPS.index(item.phase) if item.phase in _STEPS else 1
-        return progress_bar(step, len(_STEPS) - 1)
-    if item.phase is Phase.VERIFYING:
-        return progress_bar(item.desired, item.desired)
-    return progress_bar(min(item.updated or 0, item.available or 0), item.desired)
 
 
 def progress_blocks(item: Progress | None, elapsed: float) -> list[Block]:
@@ -52,7 +39,7 @@ def progress_blocks(item: Progress | None, elapsed: float) -> list[Block]:
         ended = "done" if item.ok else "failed"
         why = f" ({escape(item.reason)})" if item.reason else ""
         took = human_seconds(item.duration_seconds)
-        text = f"`{bar(item)}`  *{ended}* after {took}{why}\n{escape(item.message)}"
+        text = f"`{operation_bar(item)}`  *{ended}* after {took}{why}\n{escape(item.message)}"
         return [_section(text), context(f"operation {escape(item.operation_id)}")]
     facts = [("Service", item.service or "-"), ("Phase", str(item.phase))]
     facts.append(("Elapsed", human_seconds(elapsed)))
@@ -64,7 +51,7 @@ def progress_blocks(item: Progress | None, elapsed: float) -> list[Block]:
             "type": "section",
             "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{escape(v)}"} for k, v in facts],
         },
-        _section(f"`{bar(item)}`  {escape(item.message)}"),
+        _section(f"`{operation_bar(item)}`  {escape(item.message)}"),
     ]
     if item.problems:
         shown = [f":warning: {escape(p)}" for p in item.problems[:MAX_PROBLEMS]]
