@@ -16,6 +16,7 @@ from bot.settings import BotConfig, DiscordConfig, load_bot_config
 from commands.access.policy import AccessConfig
 from commands.flow.layer import CommandLayer
 from sandbox.cluster import Sandbox
+from tests.adapters import ChatBot, started
 from tests.console.driver import PROBE_TIMEOUT, with_changes
 from tests.fakes.discord import GUILD_ID, TOKEN, FakeDiscord, Message
 from tests.polling import eventually
@@ -85,16 +86,8 @@ def bot_config(sandbox: Sandbox, discord_fake: FakeDiscord) -> BotConfig:
     )
 
 
-class Bot:
+class Bot(ChatBot[DiscordAdapter]):
     """A command layer and the Discord adapter on it, as `holmbot run` has them."""
-
-    def __init__(self, layer: CommandLayer, adapter: DiscordAdapter, metrics: Metrics) -> None:
-        self.layer = layer
-        self.adapter = adapter
-        self.metrics = metrics
-
-    def metric(self, name: str, **labels: str) -> float:
-        return self.metrics.registry.get_sample_value(name, labels) or 0.0
 
     async def idle(self) -> None:
         """Every notice shown, every followed operation at its end, every edit sent."""
@@ -105,18 +98,12 @@ class Bot:
 @asynccontextmanager
 async def running(config: BotConfig, **timings: Any) -> AsyncIterator[Bot]:
     """The layer opened on `config` and the Discord adapter started on it; both closed after."""
-    layer = await CommandLayer.open(config)
-    metrics = Metrics()
-    layer.audit_listeners.append(metrics.command_done)
-    try:
-        adapter = create_adapter(config, layer, metrics, **{**TIMINGS, **timings})
-        try:
-            await adapter.start()
-            yield Bot(layer, adapter, metrics)
-        finally:
-            await adapter.close()
-    finally:
-        await layer.close()
+
+    def create(layer: CommandLayer, metrics: Metrics) -> DiscordAdapter:
+        return create_adapter(config, layer, metrics, **{**TIMINGS, **timings})
+
+    async with started(config, create) as (layer, adapter, metrics):
+        yield Bot(layer, adapter, metrics)
 
 
 @pytest.fixture

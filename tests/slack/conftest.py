@@ -15,6 +15,7 @@ from bot.slack.adapter import SlackAdapter, create
 from commands.access.policy import AccessConfig
 from commands.flow.layer import CommandLayer
 from sandbox.cluster import Sandbox
+from tests.adapters import ChatBot, started
 from tests.console.driver import PROBE_TIMEOUT, with_changes
 from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, Channel, FakeSlack
 
@@ -86,16 +87,8 @@ def bot_config(sandbox: Sandbox, slack: FakeSlack) -> BotConfig:
     return config.model_copy(update={"access": slack_access(), "slack": slack_section(slack)})
 
 
-class Bot:
+class Bot(ChatBot[SlackAdapter]):
     """A command layer and the Slack adapter on it, as `holmbot run` has them."""
-
-    def __init__(self, layer: CommandLayer, adapter: SlackAdapter, metrics: Metrics) -> None:
-        self.layer = layer
-        self.adapter = adapter
-        self.metrics = metrics
-
-    def metric(self, name: str, **labels: str) -> float:
-        return self.metrics.registry.get_sample_value(name, labels) or 0.0
 
     async def idle(self) -> None:
         """Every notice shown, every followed operation at its end, every edit sent."""
@@ -107,15 +100,12 @@ class Bot:
 @asynccontextmanager
 async def running(config: BotConfig, **timings: Any) -> AsyncIterator[Bot]:
     """The layer opened on `config` and the Slack adapter started on it; both closed after."""
-    layer = await CommandLayer.open(config)
-    metrics = Metrics()
-    adapter = create(config, layer, metrics, **{**TIMINGS, **timings})
-    try:
-        await adapter.start()
+
+    def make(layer: CommandLayer, metrics: Metrics) -> SlackAdapter:
+        return create(config, layer, metrics, **{**TIMINGS, **timings})
+
+    async with started(config, make) as (layer, adapter, metrics):
         yield Bot(layer, adapter, metrics)
-    finally:
-        await adapter.close()
-        await layer.close()
 
 
 @pytest.fixture
